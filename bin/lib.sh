@@ -1,0 +1,91 @@
+# Shared by bin/demo, bin/test and bin/bench: install what is missing, build the extension,
+# and run throwaway PostgreSQL clusters as an unprivileged OS user. Source it; don't run it.
+set -euo pipefail
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
+PGRX_VERSION=0.18.0
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN_DIR=${PG_SEGMENTS_RUN_DIR:-/tmp/pg_segments}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The OS user that owns throwaway clusters: Postgres refuses to run as root.
+cluster_user() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
+as_cluster_user() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+install_prerequisites() {
+  local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
+                clang libclang-dev sudo build-essential pkg-config python3 python3-venv)
+  local missing=()
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust 1.95 (rustup) first" >&2; exit 1
+  fi
+  if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
+    say "installing cargo-pgrx $PGRX_VERSION (about 8 minutes, once)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+  fi
+  if ! grep -qs "pg$PG_MAJOR" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    say "cargo pgrx init --pg$PG_MAJOR"
+    cargo pgrx init --pg$PG_MAJOR="$PG_CONFIG"
+  fi
+}
+
+# Builds the extension in release mode and installs it into the Debian PostgreSQL 15.
+install_extension() {
+  say "building and installing pg_segments into $($PG_CONFIG --pkglibdir)"
+  (cd "$ROOT" && as_root env PATH="$PATH" cargo pgrx install --release --pg-config "$PG_CONFIG") >/dev/null
+}
+
+free_port() {
+  local port=${1:-54329}
+  while (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null || [ -e "/tmp/.s.PGSQL.$port" ]; do
+    port=$((port + 1))
+  done
+  echo "$port"
+}
+
+# cluster_start NAME [extra postgres -c settings...]: a fresh cluster in $RUN_DIR/NAME on a free port.
+# A leftover cluster of the same name (from a run that died) is stopped and removed first.
+cluster_start() {
+  local name=$1; shift
+  local dir=$RUN_DIR/$name
+  cluster_stop "$name"
+  as_root mkdir -p "$RUN_DIR"; as_root chmod 755 "$RUN_DIR"
+  as_root mkdir -p "$dir"; as_root chown "$(cluster_user)" "$dir"
+  local port; port=$(free_port "${PG_SEGMENTS_PORT:-54329}")
+  as_cluster_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+  local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=UTC"
+  opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c max_worker_processes=16"
+  for setting in "$@"; do opts+=" -c $setting"; done
+  as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w start >/dev/null \
+    || { cat "$dir/server.log" >&2; exit 1; }
+  echo "$port" > "$dir/port"
+  export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+}
+
+cluster_stop() {
+  local dir=$RUN_DIR/$1
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  as_root rm -rf "$dir"
+}
+
+psql_q() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }

@@ -1,0 +1,306 @@
+-- pg_segments: segment definitions, their audit log, and the SQL declarations of the per-row functions.
+-- Runs inside CREATE EXTENSION, with @extschema@ = segments first on the search_path.
+
+---------------------------------------------------------------------------------------------------------
+-- Definitions
+---------------------------------------------------------------------------------------------------------
+CREATE TABLE segments.segmentation (
+    name             text PRIMARY KEY CHECK (name <> ''),
+    source           regclass NOT NULL,
+    key_column       text NOT NULL,
+    mode             text NOT NULL DEFAULT 'exclusive' CHECK (mode IN ('exclusive', 'overlapping')),
+    default_segment  text NOT NULL DEFAULT 'Unsegmented',
+    min_segment_size integer CHECK (min_segment_size >= 0),
+    description      text,
+    -- optional metric columns of the source, used by segments.health()
+    arr_column       text,
+    arr_start_column text,
+    churned_column   text,
+    nps_column       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE segments.segmentation IS 'A named segmentation scheme over one account relation';
+COMMENT ON COLUMN segments.segmentation.name IS 'Segmentation name, e.g. gtm_tier, lifecycle, health';
+COMMENT ON COLUMN segments.segmentation.source IS 'The account relation (table, view or materialized view) that is segmented';
+COMMENT ON COLUMN segments.segmentation.key_column IS 'Column of the source that identifies an account';
+COMMENT ON COLUMN segments.segmentation.mode IS 'exclusive: one segment per account (first match by priority); overlapping: tags, all matches';
+COMMENT ON COLUMN segments.segmentation.default_segment IS 'Segment of accounts that match no rule';
+COMMENT ON COLUMN segments.segmentation.min_segment_size IS 'Segments with fewer accounts are flagged as small samples';
+COMMENT ON COLUMN segments.segmentation.description IS 'What the segmentation is for';
+COMMENT ON COLUMN segments.segmentation.arr_column IS 'Source column with current ARR (optional; for health metrics)';
+COMMENT ON COLUMN segments.segmentation.arr_start_column IS 'Source column with ARR one period ago (optional; for NRR/GRR/growth)';
+COMMENT ON COLUMN segments.segmentation.churned_column IS 'Source boolean column, true when the account churned (optional)';
+COMMENT ON COLUMN segments.segmentation.nps_column IS 'Source column with the account''s 0-10 NPS answer (optional)';
+COMMENT ON COLUMN segments.segmentation.created_at IS 'When the segmentation was defined';
+COMMENT ON COLUMN segments.segmentation.updated_at IS 'When the segmentation row last changed';
+
+CREATE TABLE segments.segment (
+    segmentation text NOT NULL REFERENCES segments.segmentation (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    name         text NOT NULL CHECK (name <> ''),
+    parent       text,
+    priority     integer NOT NULL DEFAULT 100,
+    rule         jsonb NOT NULL DEFAULT 'true',
+    description  text,
+    playbook     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(playbook) = 'object'),
+    active       boolean NOT NULL DEFAULT true,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (segmentation, name),
+    FOREIGN KEY (segmentation, parent) REFERENCES segments.segment (segmentation, name) ON UPDATE CASCADE
+);
+COMMENT ON TABLE segments.segment IS 'A named, documented group of accounts within a segmentation';
+COMMENT ON COLUMN segments.segment.segmentation IS 'The segmentation this segment belongs to';
+COMMENT ON COLUMN segments.segment.name IS 'Segment name, unique within its segmentation';
+COMMENT ON COLUMN segments.segment.parent IS 'Parent segment (macro > micro hierarchy) in the same segmentation, or NULL';
+COMMENT ON COLUMN segments.segment.priority IS 'Lower wins: segments are tried in (priority, name) order among siblings';
+COMMENT ON COLUMN segments.segment.rule IS 'Membership rule in the pg_segments rule language (jsonb), validated when saved';
+COMMENT ON COLUMN segments.segment.description IS 'Who is in the segment and why it matters';
+COMMENT ON COLUMN segments.segment.playbook IS 'How to work the segment: marketing approach, sales model, CS engagement, ... (jsonb object)';
+COMMENT ON COLUMN segments.segment.active IS 'Inactive segments (and their children) are ignored by evaluation';
+COMMENT ON COLUMN segments.segment.updated_at IS 'When the segment row last changed';
+
+CREATE TABLE segments.definition_log (
+    id         bigserial PRIMARY KEY,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    changed_by text NOT NULL DEFAULT current_user,
+    table_name text NOT NULL,
+    operation  text NOT NULL,
+    old_row    jsonb,
+    new_row    jsonb
+);
+COMMENT ON TABLE segments.definition_log IS 'Audit log: every insert, update and delete of segmentations and segments';
+COMMENT ON COLUMN segments.definition_log.id IS 'Order of the changes';
+COMMENT ON COLUMN segments.definition_log.changed_at IS 'Transaction time of the change';
+COMMENT ON COLUMN segments.definition_log.changed_by IS 'Role that made the change';
+COMMENT ON COLUMN segments.definition_log.table_name IS 'segmentation or segment';
+COMMENT ON COLUMN segments.definition_log.operation IS 'INSERT, UPDATE or DELETE';
+COMMENT ON COLUMN segments.definition_log.old_row IS 'The row before the change (NULL for INSERT)';
+COMMENT ON COLUMN segments.definition_log.new_row IS 'The row after the change (NULL for DELETE)';
+
+-- pg_dump keeps user rows of extension tables only when they are registered.
+SELECT pg_catalog.pg_extension_config_dump('segments.segmentation', '');
+SELECT pg_catalog.pg_extension_config_dump('segments.segment', '');
+SELECT pg_catalog.pg_extension_config_dump('segments.definition_log', '');
+SELECT pg_catalog.pg_extension_config_dump('segments.definition_log_id_seq', '');
+
+---------------------------------------------------------------------------------------------------------
+-- Validation and audit triggers
+---------------------------------------------------------------------------------------------------------
+CREATE FUNCTION segments._check_segment() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src regclass;
+    at text := NEW.parent;
+    steps int := 0;
+BEGIN
+    SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
+    IF src IS NOT NULL THEN
+        PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
+    END IF;
+    -- the parent's existence is the foreign key's job (23503); a cycle is ours
+    WHILE at IS NOT NULL LOOP
+        IF at = NEW.name OR steps > 1000 THEN
+            RAISE EXCEPTION 'invalid segment hierarchy: segment "%" would be its own ancestor', NEW.name
+                USING ERRCODE = '22023', DETAIL = format('parent chain from "%s" leads back to "%s"', NEW.parent, NEW.name),
+                      HINT = 'parents must form a tree (macro > micro)';
+        END IF;
+        SELECT s.parent INTO at FROM segments.segment s WHERE s.segmentation = NEW.segmentation AND s.name = at;
+        steps := steps + 1;
+    END LOOP;
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER check_segment BEFORE INSERT OR UPDATE ON segments.segment
+    FOR EACH ROW EXECUTE FUNCTION segments._check_segment();
+
+CREATE FUNCTION segments._check_segmentation() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s record;
+    col text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = NEW.source AND attname = NEW.key_column
+                   AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', NEW.key_column, NEW.source
+            USING ERRCODE = '42703', HINT = 'key_column must name the account key column of the source';
+    END IF;
+    FOREACH col IN ARRAY ARRAY[NEW.arr_column, NEW.arr_start_column, NEW.churned_column, NEW.nps_column] LOOP
+        IF col IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = NEW.source
+                                           AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" does not exist in %', col, NEW.source
+                USING ERRCODE = '42703', HINT = 'metric columns must name columns of the source';
+        END IF;
+    END LOOP;
+    IF TG_OP = 'UPDATE' AND NEW.source IS DISTINCT FROM OLD.source THEN
+        FOR s IN SELECT * FROM segments.segment WHERE segmentation = NEW.name LOOP
+            PERFORM segments.validate_rule(s.rule, NEW.source, format('segment "%s" rule', s.name));
+        END LOOP;
+    END IF;
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER check_segmentation BEFORE INSERT OR UPDATE ON segments.segmentation
+    FOR EACH ROW EXECUTE FUNCTION segments._check_segmentation();
+
+-- SECURITY DEFINER so that editors need no privileges on the log itself.
+CREATE FUNCTION segments._log_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO segments.definition_log (changed_by, table_name, operation, old_row, new_row)
+    VALUES (session_user, TG_TABLE_NAME, TG_OP,
+            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.segmentation
+    FOR EACH ROW EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.segment
+    FOR EACH ROW EXECUTE FUNCTION segments._log_change();
+
+---------------------------------------------------------------------------------------------------------
+-- The ruleset: a segmentation's active segments as one jsonb value
+---------------------------------------------------------------------------------------------------------
+CREATE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+#variable_conflict use_column
+DECLARE
+    g segments.segmentation;
+    n int;
+BEGIN
+    IF ruleset.segmentation IS NULL THEN
+        SELECT count(*) INTO n FROM segments.segmentation;
+        IF n <> 1 THEN
+            RAISE EXCEPTION '% segmentations are defined: name the one to use', n
+                USING ERRCODE = CASE WHEN n = 0 THEN '42704' ELSE '22023' END,
+                      HINT = 'pass the segmentation name, e.g. segments.segment_of(a, ''gtm_tier'')';
+        END IF;
+        SELECT * INTO g FROM segments.segmentation;
+    ELSE
+        SELECT * INTO g FROM segments.segmentation s WHERE s.name = ruleset.segmentation;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'segmentation "%" does not exist', ruleset.segmentation
+                USING ERRCODE = '42704',
+                      HINT = coalesce('defined segmentations: ' ||
+                                      (SELECT string_agg(name, ', ' ORDER BY name) FROM segments.segmentation),
+                                      'no segmentation is defined in this database');
+        END IF;
+    END IF;
+    RETURN jsonb_build_object(
+        'segmentation', g.name,
+        'mode', g.mode,
+        'default_segment', g.default_segment,
+        'as_of', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'segments', coalesce((
+            -- active segments whose ancestors are all active
+            WITH RECURSIVE live AS (
+                SELECT s.* FROM segments.segment s
+                WHERE s.segmentation = g.name AND s.active AND s.parent IS NULL
+                UNION ALL
+                SELECT c.* FROM segments.segment c JOIN live p ON c.segmentation = p.segmentation AND c.parent = p.name
+                WHERE c.active
+            )
+            SELECT jsonb_agg(jsonb_build_object('name', name, 'parent', parent, 'priority', priority, 'rule', rule)
+                             ORDER BY priority, name)
+            FROM live), '[]'::jsonb));
+END $$;
+COMMENT ON FUNCTION segments.ruleset(text) IS
+    'The segmentation''s active segments, rules and as-of time as one jsonb value: the argument of segments.classify()';
+
+---------------------------------------------------------------------------------------------------------
+-- Per-row evaluation (raw C functions: see src/api/classify.rs)
+---------------------------------------------------------------------------------------------------------
+CREATE FUNCTION segments.segment_of(account record, segmentation text DEFAULT NULL) RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_of' LANGUAGE c STABLE PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments.segment_of(record, text) IS
+    'The segment of one account row (pass the row: segment_of(a)), evaluated live; NULL segmentation = the only one defined';
+
+CREATE FUNCTION segments.segments_of(account record, segmentation text DEFAULT NULL) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'segments_of' LANGUAGE c STABLE PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments.segments_of(record, text) IS
+    'Every segment the account matches (its rule and its ancestors'' rules), in priority order';
+
+CREATE FUNCTION segments.segment_path(account record, segmentation text DEFAULT NULL) RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_path' LANGUAGE c STABLE PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments.segment_path(record, text) IS
+    'The account''s segment with its ancestors, e.g. Enterprise > Healthcare';
+
+CREATE FUNCTION segments.explain(account record, segmentation text DEFAULT NULL) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'explain' LANGUAGE c STABLE PARALLEL SAFE COST 50;
+COMMENT ON FUNCTION segments.explain(record, text) IS
+    'Why the account is in its segment: every segment''s rule tree with pass/fail per node and the values compared';
+
+CREATE FUNCTION segments.classify(account record, ruleset jsonb) RETURNS text
+    AS 'MODULE_PATHNAME', 'classify' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments.classify(record, jsonb) IS
+    'Pure evaluator: the segment of the row under a ruleset passed in (from segments.ruleset()); reads no table';
+
+COMMENT ON FUNCTION segments.to_sql(text) IS
+    'The segmentation compiled to a plain SQL CASE expression over the source''s columns';
+COMMENT ON FUNCTION segments.validate_rule(jsonb, regclass, text) IS
+    'Checks a rule against a relation''s columns; raises the first fault with its JSON path';
+
+---------------------------------------------------------------------------------------------------------
+-- Coverage and quality report
+---------------------------------------------------------------------------------------------------------
+CREATE FUNCTION segments.coverage(segmentation text)
+RETURNS TABLE (segment text, path text, accounts bigint, share float8, matching bigint, shadowed bigint,
+               below_min_size boolean, never_wins boolean)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    g segments.segmentation;
+BEGIN
+    SELECT * INTO g FROM segments.segmentation s WHERE s.name = coverage.segmentation;
+    IF NOT FOUND THEN
+        PERFORM segments.ruleset(coverage.segmentation);  -- raises 42704 with the list of names
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH rows AS (
+            SELECT segments.segment_of(t, %1$L) AS seg, segments.segment_path(t, %1$L) AS seg_path,
+                   segments.segments_of(t, %1$L) AS hits
+            FROM %2$s t
+        ), total AS (SELECT count(*) AS n FROM rows),
+        defs AS (
+            SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
+            UNION ALL SELECT %3$L, NULL
+        ),
+        assigned AS (SELECT seg, min(seg_path) AS seg_path, count(*) AS n FROM rows GROUP BY seg),
+        -- a hit that is neither the assigned segment nor one of its ancestors lost on priority
+        hits AS (
+            SELECT h AS seg, count(*) AS matching,
+                   count(*) FILTER (WHERE h <> r.seg AND NOT (h = ANY (string_to_array(r.seg_path, ' > ')))) AS shadowed
+            FROM rows r, unnest(r.hits) h GROUP BY h
+        )
+        SELECT d.name, coalesce(a.seg_path, d.name), coalesce(a.n, 0),
+               coalesce(a.n, 0)::float8 / nullif((SELECT n FROM total), 0),
+               coalesce(h.matching, a.n, 0), coalesce(h.shadowed, 0),
+               coalesce(a.n, 0) < coalesce(%4$s, 0),
+               coalesce(a.n, 0) = 0 AND coalesce(h.shadowed, 0) > 0
+        FROM defs d LEFT JOIN assigned a ON a.seg = d.name LEFT JOIN hits h ON h.seg = d.name
+        ORDER BY d.priority NULLS LAST, d.name
+    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'));
+END $$;
+COMMENT ON FUNCTION segments.coverage(text) IS
+    'Quality report: accounts and share per segment (default segment last), matches lost to higher-priority '
+    'segments (shadowed), segments under min_segment_size, and rules that never win on the current data';
+
+---------------------------------------------------------------------------------------------------------
+-- Roles: segments_editor may change definitions; segments_reader may read them and call the functions
+---------------------------------------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segments_reader') THEN
+        CREATE ROLE segments_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segments_editor') THEN
+        CREATE ROLE segments_editor NOLOGIN;
+    END IF;
+END $$;
+GRANT segments_reader TO segments_editor;
+GRANT USAGE ON SCHEMA segments TO segments_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
+GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
+REVOKE ALL ON segments.definition_log FROM PUBLIC;

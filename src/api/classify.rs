@@ -1,0 +1,245 @@
+//! segment_of, segments_of, segment_path, explain, classify: rows in, segments out.
+//!
+//! Each call site keeps its compiled ruleset and row reader in `fn_extra` (allocated in `fn_mcxt`, so it
+//! lives for one execution of the query): rules are read and compiled once per query, attribute names
+//! resolved once per row type, and segment names returned as ready-made text datums.
+
+use super::row::{composite_header, RowReader, TupleColumns};
+use super::{c_function, raise_with, OrRaise};
+use crate::rules::sql::to_sql as ruleset_sql;
+use crate::rules::{Ruleset, RulesetDef};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgMemoryContexts, PgRelation};
+
+struct CallSite {
+    /// what the ruleset was built from: a segmentation name or the bytes of an inline ruleset
+    key: Vec<u8>,
+    reader: RowReader,
+    ruleset: Ruleset,
+    /// text datums in fn_mcxt: one per segment, then the default segment
+    names: Vec<pg_sys::Datum>,
+    paths: Vec<pg_sys::Datum>,
+}
+
+enum Source {
+    /// `segmentation text` argument (NULL: the only segmentation)
+    Named(Option<String>),
+    /// `ruleset jsonb` argument
+    Inline(pg_sys::Datum),
+}
+
+impl Source {
+    unsafe fn key(&self) -> Vec<u8> {
+        match self {
+            Source::Named(None) => vec![0],
+            Source::Named(Some(n)) => [&[1u8][..], n.as_bytes()].concat(),
+            Source::Inline(d) => unsafe {
+                let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                let len = pgrx::varlena::varsize_any_exhdr(v);
+                let bytes =
+                    std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, len);
+                [&[2u8][..], bytes].concat()
+            },
+        }
+    }
+
+    unsafe fn load(&self) -> RulesetDef {
+        let json = match self {
+            Source::Named(name) => load_ruleset_json(name.as_deref()),
+            Source::Inline(d) => unsafe { JsonB::from_datum(*d, false) }
+                .map(|j| j.0)
+                .unwrap_or_default(),
+        };
+        RulesetDef::from_json(&json).or_raise()
+    }
+}
+
+/// The definitions of a segmentation, as `segments.ruleset(name)` gives them (errors 42704 if unknown).
+pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
+    let json: Option<JsonB> = Spi::connect(|c| {
+        c.select("SELECT segments.ruleset($1)", Some(1), &[name.into()])?
+            .first()
+            .get_one::<JsonB>()
+    })
+    .unwrap_or_else(|e| {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("reading definitions: {e}"),
+            None,
+            None,
+        )
+    });
+    json.map(|j| j.0).unwrap_or_default()
+}
+
+fn text_datum(s: &str) -> pg_sys::Datum {
+    unsafe {
+        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+            s.as_ptr().cast(),
+            s.len() as i32,
+        ))
+    }
+}
+
+/// The call site's cache, (re)built when the ruleset source or the row type changes.
+unsafe fn call_site<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    header: pg_sys::HeapTupleHeader,
+    source: &Source,
+) -> &'a mut CallSite {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let key = source.key();
+        let cached = (*flinfo).fn_extra as *mut CallSite;
+        if !cached.is_null() && (*cached).key == key && (*cached).reader.same_type(header) {
+            return &mut *cached;
+        }
+        let mcx = (*flinfo).fn_mcxt;
+        let mut reader = RowReader::new(header, mcx);
+        let def = source.load();
+        let now = pg_sys::GetCurrentTransactionStartTimestamp();
+        let ruleset = Ruleset::compile(&def, &reader.columns, now).or_raise();
+        let mut used = vec![];
+        ruleset
+            .segments
+            .iter()
+            .for_each(|s| s.expr.columns(&mut used));
+        reader.set_needed(used);
+        let (names, paths) = PgMemoryContexts::For(mcx).switch_to(|_| {
+            let names = (0..=ruleset.segments.len())
+                .map(|i| {
+                    text_datum(ruleset.name_of(Some(i).filter(|&i| i < ruleset.segments.len())))
+                })
+                .collect();
+            let paths = (0..=ruleset.segments.len())
+                .map(|i| {
+                    text_datum(ruleset.path_of(Some(i).filter(|&i| i < ruleset.segments.len())))
+                })
+                .collect();
+            (names, paths)
+        });
+        let site = CallSite {
+            key,
+            reader,
+            ruleset,
+            names,
+            paths,
+        };
+        let ptr = PgMemoryContexts::For(mcx).leak_and_drop_on_delete(site);
+        (*flinfo).fn_extra = ptr.cast();
+        &mut *ptr
+    }
+}
+
+/// Common shape of the per-row functions: arg 0 is the row, arg 1 the ruleset source.
+unsafe fn with_row(
+    fcinfo: pg_sys::FunctionCallInfo,
+    inline: bool,
+    f: impl FnOnce(&CallSite, &dyn crate::rules::Row) -> Option<pg_sys::Datum>,
+) -> pg_sys::Datum {
+    unsafe {
+        let args = (*fcinfo).args.as_slice(2);
+        if args[0].isnull || (inline && args[1].isnull) {
+            (*fcinfo).isnull = true;
+            return pg_sys::Datum::from(0);
+        }
+        let source = if inline {
+            Source::Inline(args[1].value)
+        } else if args[1].isnull || (*fcinfo).nargs < 2 {
+            Source::Named(None)
+        } else {
+            Source::Named(String::from_datum(args[1].value, false))
+        };
+        let header = composite_header(args[0].value);
+        let site = call_site(fcinfo, header, &source);
+        site.reader.store(header);
+        let site: &CallSite = site;
+        match f(site, &site.reader.view()) {
+            Some(d) => d,
+            None => {
+                (*fcinfo).isnull = true;
+                pg_sys::Datum::from(0)
+            }
+        }
+    }
+}
+
+fn index(rs: &Ruleset, seg: Option<usize>) -> usize {
+    seg.unwrap_or(rs.segments.len())
+}
+
+c_function!(pg_finfo_segment_of, segment_of, |fcinfo| {
+    with_row(fcinfo, false, |site, row| {
+        Some(site.names[index(&site.ruleset, site.ruleset.segment_of(row))])
+    })
+});
+
+c_function!(pg_finfo_classify, classify, |fcinfo| {
+    with_row(fcinfo, true, |site, row| {
+        Some(site.names[index(&site.ruleset, site.ruleset.segment_of(row))])
+    })
+});
+
+c_function!(pg_finfo_segment_path, segment_path, |fcinfo| {
+    with_row(fcinfo, false, |site, row| {
+        Some(site.paths[index(&site.ruleset, site.ruleset.segment_of(row))])
+    })
+});
+
+c_function!(pg_finfo_segments_of, segments_of, |fcinfo| {
+    with_row(fcinfo, false, |site, row| {
+        let rs = &site.ruleset;
+        let names: Vec<String> = rs
+            .matches(row)
+            .iter()
+            .map(|&i| rs.segments[i].name.clone())
+            .collect();
+        names.into_datum()
+    })
+});
+
+c_function!(pg_finfo_explain, explain, |fcinfo| {
+    with_row(fcinfo, false, |site, row| {
+        JsonB(site.ruleset.explain(row)).into_datum()
+    })
+});
+
+/// The segmentation as a plain SQL CASE expression over its source's columns.
+#[pg_extern(stable, parallel_safe)]
+fn to_sql(segmentation: default!(Option<&str>, "NULL")) -> String {
+    let def = RulesetDef::from_json(&load_ruleset_json(segmentation)).or_raise();
+    let columns = TupleColumns::of_relation(source_of(&def.segmentation));
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    ruleset_sql(&Ruleset::compile(&def, &columns, now).or_raise())
+}
+
+fn source_of(segmentation: &str) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT source::oid FROM segments.segmentation WHERE name = $1",
+        &[segmentation.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("segmentation \"{segmentation}\" does not exist"),
+            None,
+            None,
+        )
+    })
+}
+
+/// Checks a rule against a relation's columns and raises the first fault (with its JSON path).
+/// Called by the trigger on segments.segment; usable directly to test a rule before saving it.
+#[pg_extern(stable, parallel_safe)]
+fn validate_rule(rule: JsonB, source: PgRelation, path: default!(&str, "'rule'")) -> bool {
+    use crate::rules::ast::parse;
+    use crate::rules::compile::{check_time_literals, compile};
+    let columns = TupleColumns::of_relation(source.oid());
+    let parsed = parse(&rule.0, path).or_raise();
+    check_time_literals(&parsed, &columns).or_raise();
+    compile(&parsed, &columns, 0).or_raise();
+    true
+}

@@ -1,0 +1,74 @@
+//! The pgrx boundary: argument conversion, per-call-site caches, catalog reads and error reporting.
+//! Everything that decides anything lives in the pure modules (`rules`, `metrics`, `models`).
+
+pub mod classify;
+pub mod row;
+
+use crate::error::SegError;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+/// Reports a core error as an ERROR with its SQLSTATE, detail and hint. Never returns.
+pub fn raise(e: SegError) -> ! {
+    let code = match e.sqlstate() {
+        "22023" => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        "42703" => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        "42804" => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        "2201B" => PgSqlErrorCode::ERRCODE_INVALID_REGULAR_EXPRESSION,
+        "22007" => PgSqlErrorCode::ERRCODE_INVALID_DATETIME_FORMAT,
+        "22003" => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        _ => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+    };
+    raise_with(code, e.to_string(), e.detail(), e.hint())
+}
+
+pub fn raise_with(
+    code: PgSqlErrorCode,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+) -> ! {
+    let mut report = ErrorReport::new(code, message, "pg_segments");
+    if let Some(d) = detail {
+        report = report.set_detail(d);
+    }
+    if let Some(h) = hint {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR reports do not return")
+}
+
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, SegError> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| raise(e))
+    }
+}
+
+/// Declares a version-1 C function written against the raw `fcinfo`, for the hot per-row paths where
+/// pgrx's argument boxing would cost more than the work (the SQL declaration is in `sql/`).
+macro_rules! c_function {
+    ($finfo:ident, $name:ident, |$fcinfo:ident| $body:block) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            const V1: pgrx::pg_sys::Pg_finfo_record =
+                pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name(
+            $fcinfo: pgrx::pg_sys::FunctionCallInfo,
+        ) -> pgrx::pg_sys::Datum {
+            // turns a Rust panic into a Postgres ERROR, as #[pg_guard] does
+            unsafe { pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| $body) }
+        }
+    };
+}
+pub(crate) use c_function;

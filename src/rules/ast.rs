@@ -1,0 +1,329 @@
+//! The rule language as parsed from jsonb, before it meets a relation's columns.
+//!
+//! ```json
+//! {"all": [{"attr": "employees", "op": ">=", "value": 1000},
+//!          {"not": {"attr": "country", "op": "=", "value": "US"}}]}
+//! ```
+
+use crate::error::{Result, SegError};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    True,
+    All(Vec<Rule>),
+    Any(Vec<Rule>),
+    Not(Box<Rule>),
+    Cond(Cond),
+    /// Nearest-centroid membership (clusters turned into segments).
+    Nearest(Nearest),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cond {
+    pub path: String,
+    pub attr: String,
+    pub op: Op,
+    pub value: Value,
+    /// Explicit reference time for `within` / `older_than`.
+    pub as_of: Option<String>,
+}
+
+/// `{"nearest": {"features": [..], "centroids": [[..], ..], "cluster": i, "center": [..], "scale": [..]}}`:
+/// the row belongs to cluster `i` when its (scaled) feature vector is closer to centroid `i` than to any other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nearest {
+    pub path: String,
+    pub features: Vec<String>,
+    pub centroids: Vec<Vec<f64>>,
+    pub cluster: usize,
+    pub center: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Between,
+    In,
+    NotIn,
+    IsNull,
+    NotNull,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    Within,
+    OlderThan,
+}
+
+pub const OPERATORS: &str =
+    "=, !=, <, <=, >, >=, between, in, not_in, is_null, not_null, contains, starts_with, \
+                             ends_with, matches, within, older_than";
+const NODE_KEYS: &str =
+    "\"all\", \"any\", \"not\", \"nearest\", true, or a condition {\"attr\", \"op\", \"value\"}";
+
+impl Op {
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "=" => Op::Eq,
+            "!=" | "<>" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "between" => Op::Between,
+            "in" => Op::In,
+            "not_in" => Op::NotIn,
+            "is_null" => Op::IsNull,
+            "not_null" => Op::NotNull,
+            "contains" => Op::Contains,
+            "starts_with" => Op::StartsWith,
+            "ends_with" => Op::EndsWith,
+            "matches" => Op::Matches,
+            "within" => Op::Within,
+            "older_than" => Op::OlderThan,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Between => "between",
+            Op::In => "in",
+            Op::NotIn => "not_in",
+            Op::IsNull => "is_null",
+            Op::NotNull => "not_null",
+            Op::Contains => "contains",
+            Op::StartsWith => "starts_with",
+            Op::EndsWith => "ends_with",
+            Op::Matches => "matches",
+            Op::Within => "within",
+            Op::OlderThan => "older_than",
+        }
+    }
+
+    fn takes_value(self) -> bool {
+        !matches!(self, Op::IsNull | Op::NotNull)
+    }
+}
+
+/// Parses a rule; `path` names the node in error messages (e.g. `rule` or `rule.all[1]`).
+pub fn parse(json: &Value, path: &str) -> Result<Rule> {
+    match json {
+        Value::Bool(true) => Ok(Rule::True),
+        Value::Object(map) => {
+            if map.len() == 1 {
+                let (key, inner) = map.iter().next().unwrap();
+                let child_path = format!("{path}.{key}");
+                match key.as_str() {
+                    "all" | "any" => {
+                        let items = inner.as_array().ok_or_else(|| {
+                            SegError::invalid_rule(
+                                &child_path,
+                                format!("\"{key}\" takes an array of rules"),
+                                "",
+                            )
+                        })?;
+                        let rules = items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| parse(r, &format!("{child_path}[{i}]")))
+                            .collect::<Result<Vec<_>>>()?;
+                        return Ok(if key == "all" {
+                            Rule::All(rules)
+                        } else {
+                            Rule::Any(rules)
+                        });
+                    }
+                    "not" => return Ok(Rule::Not(Box::new(parse(inner, &child_path)?))),
+                    "nearest" => return parse_nearest(inner, &child_path).map(Rule::Nearest),
+                    _ => {}
+                }
+            }
+            parse_cond(map, path).map(Rule::Cond)
+        }
+        _ => Err(SegError::invalid_rule(
+            path,
+            format!("expected a rule, found {json}"),
+            format!("a rule is {NODE_KEYS}"),
+        )),
+    }
+}
+
+fn parse_cond(map: &serde_json::Map<String, Value>, path: &str) -> Result<Cond> {
+    for key in map.keys() {
+        if !matches!(key.as_str(), "attr" | "op" | "value" | "as_of") {
+            return Err(SegError::invalid_rule(
+                &format!("{path}.{key}"),
+                format!("unknown key \"{key}\""),
+                format!("a rule is {NODE_KEYS}; a condition has the keys attr, op, value and (for within/older_than) as_of"),
+            ));
+        }
+    }
+    let attr = match map.get("attr") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            return Err(SegError::invalid_rule(
+                &format!("{path}.attr"),
+                "a condition needs \"attr\", a column name",
+                format!("a rule is {NODE_KEYS}"),
+            ))
+        }
+    };
+    let op_path = format!("{path}.op");
+    let op = match map.get("op") {
+        Some(Value::String(s)) => Op::parse(s).ok_or_else(|| {
+            SegError::invalid_rule(
+                &op_path,
+                format!("unknown operator \"{s}\""),
+                format!("valid operators: {OPERATORS}"),
+            )
+        })?,
+        _ => {
+            return Err(SegError::invalid_rule(
+                &op_path,
+                "a condition needs \"op\"",
+                format!("valid operators: {OPERATORS}"),
+            ))
+        }
+    };
+    let value = map.get("value").cloned().unwrap_or(Value::Null);
+    if op.takes_value() && value.is_null() {
+        return Err(SegError::invalid_rule(
+            &format!("{path}.value"),
+            format!("operator \"{}\" needs a value", op.name()),
+            "use is_null / not_null to test for NULL",
+        ));
+    }
+    let as_of = match map.get("as_of") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if matches!(op, Op::Within | Op::OlderThan) => Some(s.clone()),
+        Some(_) => {
+            return Err(SegError::invalid_rule(
+                &format!("{path}.as_of"),
+                "\"as_of\" is a timestamp string and goes only with within / older_than",
+                "",
+            ))
+        }
+    };
+    Ok(Cond {
+        path: path.to_string(),
+        attr,
+        op,
+        value,
+        as_of,
+    })
+}
+
+fn parse_nearest(json: &Value, path: &str) -> Result<Nearest> {
+    let bad = |what: &str| {
+        SegError::invalid_rule(
+            path,
+            format!("\"nearest\" {what}"),
+            "the rule is written by segments.segmentation_from_clusters",
+        )
+    };
+    let obj = json.as_object().ok_or_else(|| bad("takes an object"))?;
+    let floats =
+        |v: &Value| -> Option<Vec<f64>> { v.as_array()?.iter().map(|x| x.as_f64()).collect() };
+    let features: Vec<String> = obj
+        .get("features")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect())
+        .ok_or_else(|| bad("needs \"features\", an array of column names"))?;
+    let centroids: Vec<Vec<f64>> = obj
+        .get("centroids")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.iter().map(floats).collect())
+        .ok_or_else(|| bad("needs \"centroids\", an array of number arrays"))?;
+    let cluster = obj
+        .get("cluster")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| bad("needs \"cluster\", an index"))? as usize;
+    let d = features.len();
+    let center = obj
+        .get("center")
+        .map(floats)
+        .unwrap_or(Some(vec![0.0; d]))
+        .ok_or_else(|| bad("\"center\" must be numbers"))?;
+    let scale = obj
+        .get("scale")
+        .map(floats)
+        .unwrap_or(Some(vec![1.0; d]))
+        .ok_or_else(|| bad("\"scale\" must be numbers"))?;
+    if d == 0
+        || centroids.is_empty()
+        || centroids.iter().any(|c| c.len() != d)
+        || center.len() != d
+        || scale.len() != d
+    {
+        return Err(bad(
+            "needs centroids, center and scale of the same length as features",
+        ));
+    }
+    if cluster >= centroids.len() {
+        return Err(bad("has a cluster index beyond its centroids"));
+    }
+    if scale.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+        return Err(bad("has a zero or non-finite scale"));
+    }
+    Ok(Nearest {
+        path: path.to_string(),
+        features,
+        centroids,
+        cluster,
+        center,
+        scale,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_nested_rules() {
+        let r = parse(
+            &json!({"all": [{"attr": "a", "op": ">=", "value": 1}, {"any": [true, {"not": {"attr": "b", "op": "is_null"}}]}]}),
+            "rule",
+        )
+        .unwrap();
+        match r {
+            Rule::All(v) => {
+                assert_eq!(v.len(), 2);
+                assert!(matches!(&v[1], Rule::Any(w) if w[0] == Rule::True));
+            }
+            _ => panic!("expected all"),
+        }
+    }
+
+    #[test]
+    fn error_names_json_path() {
+        let e = parse(
+            &json!({"all": [true, {"any": [{"attr": "x", "op": "~~", "value": 1}]}]}),
+            "rule",
+        )
+        .unwrap_err();
+        assert_eq!(e.detail().unwrap(), "JSON path: rule.all[1].any[0].op");
+        assert_eq!(e.sqlstate(), "22023");
+        let e = parse(&json!({"attr": "x", "opp": "="}), "rule").unwrap_err();
+        assert_eq!(e.detail().unwrap(), "JSON path: rule.opp");
+        let e = parse(&json!({"attr": "x", "op": "="}), "rule").unwrap_err();
+        assert_eq!(e.detail().unwrap(), "JSON path: rule.value");
+        assert!(parse(&json!(false), "rule").is_err());
+        assert!(parse(&json!({"all": 3}), "rule").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! A compiled ruleset written out as one plain SQL `CASE` expression over the source's columns, giving the
+//! same answer as `segment_of` on every row (NULLs included: every test is wrapped so NULL counts as false).
+
+use super::ast::Op;
+use super::compile::{Check, ColumnType, Expr, NearestTest, Scalar, Test};
+use super::ruleset::{Mode, Ruleset};
+use super::time::format_timestamp;
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A string literal that means the same whatever `standard_conforming_strings` says.
+pub fn quote_literal(s: &str) -> String {
+    let body = s.replace('\'', "''");
+    if s.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
+fn float_literal(f: f64) -> String {
+    // {:?} keeps the shortest round-trip form and always has a digit after the point or an exponent
+    let s = format!("{f:?}");
+    if s.contains(['e', 'E']) {
+        format!("'{s}'::float8")
+    } else {
+        s
+    }
+}
+
+fn scalar(s: &Scalar, ty: &ColumnType) -> String {
+    match s {
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Num(_, Some(i)) => i.to_string(),
+        Scalar::Num(f, None) => float_literal(*f),
+        Scalar::Text(t) => quote_literal(t),
+        Scalar::Time(t) => time_literal(*t, ty),
+    }
+}
+
+fn time_literal(t: i64, ty: &ColumnType) -> String {
+    let ts = format_timestamp(t);
+    match ty {
+        ColumnType::TimestampTz => format!("'{ts}'::timestamptz"),
+        _ => format!("'{}'::timestamp", &ts[..ts.len() - 3]),
+    }
+}
+
+fn test_sql(t: &Test) -> String {
+    let col = quote_ident(&t.cond.attr);
+    // ordering of text follows the byte order of the C collation, as segment_of does
+    let ord = if t.ty == ColumnType::Text {
+        format!("{col} COLLATE \"C\"")
+    } else {
+        col.clone()
+    };
+    let lit = |s: &Scalar| scalar(s, &t.ty);
+    let body = match &t.check {
+        Check::IsNull => return format!("({col} IS NULL)"),
+        Check::NotNull => return format!("({col} IS NOT NULL)"),
+        Check::Compare(op, s) => {
+            let sym = match op {
+                Op::Eq => "=",
+                Op::Ne => "<>",
+                Op::Lt => "<",
+                Op::Le => "<=",
+                Op::Gt => ">",
+                _ => ">=",
+            };
+            format!("{ord} {sym} {}", lit(s))
+        }
+        Check::Between(lo, hi) => format!("{ord} BETWEEN {} AND {}", lit(lo), lit(hi)),
+        Check::In(list) => format!(
+            "{col} IN ({})",
+            list.iter().map(lit).collect::<Vec<_>>().join(", ")
+        ),
+        Check::NotIn(list) => format!(
+            "{col} NOT IN ({})",
+            list.iter().map(lit).collect::<Vec<_>>().join(", ")
+        ),
+        Check::Contains(s) => format!("strpos({col}, {}) > 0", quote_literal(s)),
+        Check::StartsWith(s) => format!("starts_with({col}, {})", quote_literal(s)),
+        Check::EndsWith(s) => format!("right({col}, {}) = {}", s.chars().count(), quote_literal(s)),
+        Check::Matches(re) => format!("{col} ~ {}", quote_literal(re.as_str())),
+        Check::NotBefore(cut) => format!("{col} >= {}", time_literal(*cut, &t.ty)),
+        Check::Before(cut) => format!("{col} < {}", time_literal(*cut, &t.ty)),
+    };
+    format!("COALESCE({body}, false)")
+}
+
+fn nearest_sql(n: &NearestTest) -> String {
+    let r = &n.rule;
+    let dist = |k: usize| {
+        let terms: Vec<String> = r
+            .features
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                let z = format!(
+                    "(({}::float8 - {}) / {} - {})",
+                    quote_ident(f),
+                    float_literal(r.center[j]),
+                    float_literal(r.scale[j]),
+                    float_literal(r.centroids[k][j])
+                );
+                format!("{z} * {z}")
+            })
+            .collect();
+        format!("({})", terms.join(" + "))
+    };
+    let me = dist(r.cluster);
+    let parts: Vec<String> = (0..r.centroids.len())
+        .filter(|&k| k != r.cluster)
+        .map(|k| {
+            if k < r.cluster {
+                format!("{me} < {}", dist(k))
+            } else {
+                format!("{me} <= {}", dist(k))
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        let nulls: Vec<String> = r
+            .features
+            .iter()
+            .map(|f| format!("{} IS NOT NULL", quote_ident(f)))
+            .collect();
+        return format!("({})", nulls.join(" AND "));
+    }
+    format!("COALESCE({}, false)", parts.join(" AND "))
+}
+
+pub fn expr_sql(e: &Expr) -> String {
+    match e {
+        Expr::True => "true".into(),
+        Expr::All(es) if es.is_empty() => "true".into(),
+        Expr::Any(es) if es.is_empty() => "false".into(),
+        Expr::All(es) => format!(
+            "({})",
+            es.iter().map(expr_sql).collect::<Vec<_>>().join(" AND ")
+        ),
+        Expr::Any(es) => format!(
+            "({})",
+            es.iter().map(expr_sql).collect::<Vec<_>>().join(" OR ")
+        ),
+        Expr::Not(e) => format!("(NOT {})", expr_sql(e)),
+        Expr::Test(t) => test_sql(t),
+        Expr::Nearest(n) => nearest_sql(n),
+    }
+}
+
+/// The segmentation as `CASE ... END`, answering what `segment_of` answers.
+pub fn to_sql(rs: &Ruleset) -> String {
+    let default = quote_literal(&rs.default_segment);
+    match rs.mode {
+        Mode::Exclusive => level_sql(rs, &rs.roots, &default),
+        Mode::Overlapping => {
+            // first match in priority order, where a match needs the segment's ancestors to match too
+            let whens: Vec<String> = (0..rs.segments.len())
+                .map(|i| {
+                    let mut conds = vec![];
+                    let mut at = Some(i);
+                    while let Some(j) = at {
+                        conds.push(expr_sql(&rs.segments[j].expr));
+                        at = rs.segments[j].parent;
+                    }
+                    conds.reverse();
+                    format!(
+                        "WHEN {} THEN {}",
+                        conds.join(" AND "),
+                        quote_literal(&rs.segments[i].name)
+                    )
+                })
+                .collect();
+            if whens.is_empty() {
+                return default;
+            }
+            format!("CASE {} ELSE {default} END", whens.join(" "))
+        }
+    }
+}
+
+fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str) -> String {
+    if level.is_empty() {
+        return otherwise.to_string();
+    }
+    let whens: Vec<String> = level
+        .iter()
+        .map(|&i| {
+            let s = &rs.segments[i];
+            let me = quote_literal(&s.name);
+            format!(
+                "WHEN {} THEN {}",
+                expr_sql(&s.expr),
+                level_sql(rs, &s.children, &me)
+            )
+        })
+        .collect();
+    format!("CASE {} ELSE {otherwise} END", whens.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_is_injection_safe() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(
+            quote_literal("x'); DROP TABLE t; --"),
+            "'x''); DROP TABLE t; --'"
+        );
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
+        assert_eq!(float_literal(0.1), "0.1");
+        assert_eq!(float_literal(1e300), "'1e300'::float8");
+    }
+}
