@@ -144,12 +144,13 @@ END $$;
 CREATE TRIGGER check_segmentation BEFORE INSERT OR UPDATE ON segments.segmentation
     FOR EACH ROW EXECUTE FUNCTION segments._check_segmentation();
 
--- SECURITY DEFINER so that editors need no privileges on the log itself.
+-- Runs as the role making the change, so that changed_by names it; editors may append to the log but
+-- never update or delete its rows.
 CREATE FUNCTION segments._log_change() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO segments.definition_log (changed_by, table_name, operation, old_row, new_row)
-    VALUES (session_user, TG_TABLE_NAME, TG_OP,
+    VALUES (current_user, TG_TABLE_NAME, TG_OP,
             CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
             CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
     RETURN NULL;
@@ -303,4 +304,5 @@ GRANT USAGE ON SCHEMA segments TO segments_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
 GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
-REVOKE ALL ON segments.definition_log FROM PUBLIC;
+GRANT INSERT ON segments.definition_log TO segments_editor;
+GRANT USAGE ON SEQUENCE segments.definition_log_id_seq TO segments_editor;

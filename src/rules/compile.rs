@@ -2,9 +2,7 @@
 //! allocating. Also the evaluator's two other faces: `explain` (the values compared) and validation errors.
 
 use super::ast::{Cond, Nearest, Op, Rule, OPERATORS};
-use super::time::{
-    format_timestamp, minus_interval, parse_interval, parse_timestamp, USECS_PER_DAY,
-};
+use super::time::{format_timestamp, minus_interval, parse_interval, parse_timestamp};
 use crate::error::{Result, SegError};
 use regex::Regex;
 use serde_json::{json, Value};
@@ -253,9 +251,18 @@ fn compile_cond(c: &Cond, columns: &dyn Columns, now: i64) -> Result<Test> {
         Op::Matches => {
             let pattern =
                 text().ok_or_else(|| mismatch("needs a text column and a pattern string"))?;
-            Check::Matches(Regex::new(&pattern).map_err(|e| SegError::InvalidRegex {
-                path: vpath.clone(),
-                message: e.to_string(),
+            Check::Matches(Regex::new(&pattern).map_err(|e| {
+                SegError::InvalidRegex {
+                    path: vpath.clone(),
+                    // the crate's message spans lines; its last line says what is wrong
+                    message: e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                        .to_string(),
+                }
             })?)
         }
         Op::Within | Op::OlderThan => {
@@ -502,9 +509,6 @@ pub fn cell_json(cell: Cell) -> Value {
             .map(Value::Number)
             .unwrap_or_else(|| Value::from(f.to_string())),
         Cell::Text(t) => Value::from(t),
-        Cell::Time(t) if t.rem_euclid(USECS_PER_DAY) == 0 => {
-            Value::from(format_timestamp(t)[..10].to_string())
-        }
         Cell::Time(t) => Value::from(format_timestamp(t)),
     }
 }

@@ -220,11 +220,23 @@ impl Ruleset {
         })
     }
 
+    /// Segments depth-first: each root by priority, followed by its descendants.
+    pub fn tree_order(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.segments.len());
+        let mut stack: Vec<usize> = self.roots.iter().rev().copied().collect();
+        while let Some(i) = stack.pop() {
+            out.push(i);
+            stack.extend(self.segments[i].children.iter().rev());
+        }
+        out
+    }
+
     pub fn explain(&self, row: &dyn Row) -> Value {
         let seg = self.segment_of(row);
         let segments: Vec<Value> = self
-            .segments
-            .iter()
+            .tree_order()
+            .into_iter()
+            .map(|i| &self.segments[i])
             .map(|s| {
                 json!({
                     "segment": s.name,

@@ -69,7 +69,12 @@ fn test_sql(t: &Test) -> String {
                 Op::Gt => ">",
                 _ => ">=",
             };
-            format!("{ord} {sym} {}", lit(s))
+            let lhs = if matches!(op, Op::Eq | Op::Ne) {
+                &col
+            } else {
+                &ord
+            };
+            format!("{lhs} {sym} {}", lit(s))
         }
         Check::Between(lo, hi) => format!("{ord} BETWEEN {} AND {}", lit(lo), lit(hi)),
         Check::In(list) => format!(
