@@ -4,7 +4,7 @@
 //! lives for one execution of the query): rules are read and compiled once per query, attribute names
 //! resolved once per row type, and segment names returned as ready-made text datums.
 
-use super::row::{composite_header, RowReader, TupleColumns};
+use super::row::{composite_header, varlena_bytes, RowReader, TupleColumns};
 use super::{c_function, raise_with, OrRaise};
 use crate::rules::sql::to_sql as ruleset_sql;
 use crate::rules::{Ruleset, RulesetDef};
@@ -14,7 +14,7 @@ use pgrx::{JsonB, PgMemoryContexts, PgRelation};
 
 struct CallSite {
     /// what the ruleset was built from: a segmentation name or the bytes of an inline ruleset
-    key: Vec<u8>,
+    key: (u8, Vec<u8>),
     reader: RowReader,
     ruleset: Ruleset,
     /// text datums in fn_mcxt: one per segment, then the default segment
@@ -22,32 +22,29 @@ struct CallSite {
     paths: Vec<pg_sys::Datum>,
 }
 
-enum Source {
-    /// `segmentation text` argument (NULL: the only segmentation)
-    Named(Option<String>),
-    /// `ruleset jsonb` argument
-    Inline(pg_sys::Datum),
+/// Where a call's rules come from, borrowed from its arguments (no copy on the per-row path).
+enum Source<'a> {
+    /// `segmentation text` argument (None: NULL, the only segmentation)
+    Named(Option<&'a [u8]>),
+    /// `ruleset jsonb` argument: the datum and its bytes
+    Inline(pg_sys::Datum, &'a [u8]),
 }
 
-impl Source {
-    unsafe fn key(&self) -> Vec<u8> {
+impl Source<'_> {
+    fn key(&self) -> (u8, &[u8]) {
         match self {
-            Source::Named(None) => vec![0],
-            Source::Named(Some(n)) => [&[1u8][..], n.as_bytes()].concat(),
-            Source::Inline(d) => unsafe {
-                let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-                let len = pgrx::varlena::varsize_any_exhdr(v);
-                let bytes =
-                    std::slice::from_raw_parts(pgrx::varlena::vardata_any(v) as *const u8, len);
-                [&[2u8][..], bytes].concat()
-            },
+            Source::Named(None) => (0, &[]),
+            Source::Named(Some(name)) => (1, name),
+            Source::Inline(_, bytes) => (2, bytes),
         }
     }
 
     unsafe fn load(&self) -> RulesetDef {
         let json = match self {
-            Source::Named(name) => load_ruleset_json(name.as_deref()),
-            Source::Inline(d) => unsafe { JsonB::from_datum(*d, false) }
+            Source::Named(name) => {
+                load_ruleset_json(name.map(|n| std::str::from_utf8(n).unwrap_or_default()))
+            }
+            Source::Inline(d, _) => unsafe { JsonB::from_datum(*d, false) }
                 .map(|j| j.0)
                 .unwrap_or_default(),
         };
@@ -92,11 +89,15 @@ unsafe fn call_site<'a>(
         let flinfo = (*fcinfo).flinfo;
         let key = source.key();
         let cached = (*flinfo).fn_extra as *mut CallSite;
-        if !cached.is_null() && (*cached).key == key && (*cached).reader.same_type(header) {
+        if !cached.is_null()
+            && (*cached).key.0 == key.0
+            && (*cached).key.1 == key.1
+            && (*cached).reader.same_type(header)
+        {
             return &mut *cached;
         }
         let mcx = (*flinfo).fn_mcxt;
-        let mut reader = RowReader::new(header, mcx);
+        let mut reader = RowReader::new(header);
         let def = source.load();
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
         let ruleset = Ruleset::compile(&def, &reader.columns, now).or_raise();
@@ -120,7 +121,7 @@ unsafe fn call_site<'a>(
             (names, paths)
         });
         let site = CallSite {
-            key,
+            key: (key.0, key.1.to_vec()),
             reader,
             ruleset,
             names,
@@ -145,11 +146,11 @@ unsafe fn with_row(
             return pg_sys::Datum::from(0);
         }
         let source = if inline {
-            Source::Inline(args[1].value)
+            Source::Inline(args[1].value, varlena_bytes(args[1].value))
         } else if args[1].isnull || (*fcinfo).nargs < 2 {
             Source::Named(None)
         } else {
-            Source::Named(String::from_datum(args[1].value, false))
+            Source::Named(Some(varlena_bytes(args[1].value)))
         };
         let header = composite_header(args[0].value);
         let site = call_site(fcinfo, header, &source);
