@@ -17,6 +17,7 @@ CREATE TABLE segments.segmentation (
     arr_start_column text,
     churned_column   text,
     nps_column       text,
+    gross_margin     float8 CHECK (gross_margin BETWEEN 0 AND 1),
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
@@ -32,6 +33,7 @@ COMMENT ON COLUMN segments.segmentation.arr_column IS 'Source column with curren
 COMMENT ON COLUMN segments.segmentation.arr_start_column IS 'Source column with ARR one period ago (optional; for NRR/GRR/growth)';
 COMMENT ON COLUMN segments.segmentation.churned_column IS 'Source boolean column, true when the account churned (optional)';
 COMMENT ON COLUMN segments.segmentation.nps_column IS 'Source column with the account''s 0-10 NPS answer (optional)';
+COMMENT ON COLUMN segments.segmentation.gross_margin IS 'Gross margin (0..1) for lifetime value in segments.health(); NULL: no CLV';
 COMMENT ON COLUMN segments.segmentation.created_at IS 'When the segmentation was defined';
 COMMENT ON COLUMN segments.segmentation.updated_at IS 'When the segmentation row last changed';
 
@@ -287,22 +289,3 @@ COMMENT ON FUNCTION segments.coverage(text) IS
     'Quality report: accounts and share per segment (default segment last), matches lost to higher-priority '
     'segments (shadowed), segments under min_segment_size, and rules that never win on the current data';
 
----------------------------------------------------------------------------------------------------------
--- Roles: segments_editor may change definitions; segments_reader may read them and call the functions
----------------------------------------------------------------------------------------------------------
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segments_reader') THEN
-        CREATE ROLE segments_reader NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segments_editor') THEN
-        CREATE ROLE segments_editor NOLOGIN;
-    END IF;
-END $$;
-GRANT segments_reader TO segments_editor;
-GRANT USAGE ON SCHEMA segments TO segments_reader;
-GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
-GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
-GRANT INSERT ON segments.definition_log TO segments_editor;
-GRANT USAGE ON SEQUENCE segments.definition_log_id_seq TO segments_editor;

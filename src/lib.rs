@@ -7,13 +7,36 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod error;
+pub mod metrics;
 pub mod rules;
 
 ::pgrx::pg_module_magic!(name, version);
 
-// Tables, views, triggers, aggregates and the declarations of the raw C functions; last, so that every
-// pgrx-generated function they name already exists.
-extension_sql_file!("../sql/definitions.sql", name = "definitions", finalize);
+// Hand-written SQL: tables, triggers, aggregates, views and the declarations of the raw C functions, each
+// after the pgrx-generated functions it names; roles and grants last.
+extension_sql_file!(
+    "../sql/definitions.sql",
+    name = "definitions",
+    requires = [api::classify::to_sql, api::classify::validate_rule]
+);
+extension_sql_file!(
+    "../sql/metrics.sql",
+    name = "metrics",
+    requires = [
+        api::aggregates::clv,
+        api::aggregates::churn_rate_final,
+        api::aggregates::nrr_final,
+        api::aggregates::grr_final,
+        api::aggregates::arr_growth_final,
+        api::aggregates::clv_final
+    ]
+);
+extension_sql_file!(
+    "../sql/health.sql",
+    name = "health",
+    requires = ["definitions", "metrics"]
+);
+extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;

@@ -1,6 +1,7 @@
 //! The pgrx boundary: argument conversion, per-call-site caches, catalog reads and error reporting.
 //! Everything that decides anything lives in the pure modules (`rules`, `metrics`, `models`).
 
+pub mod aggregates;
 pub mod classify;
 pub mod row;
 

@@ -330,7 +330,7 @@ impl Row for RowView<'_> {
 /// Converts a numeric to the nearest double without going through text, as strtod would round it:
 /// an exact integer mantissa of at most 2^53 scaled by an exact power of ten is one correctly rounded
 /// operation. Anything else (NaN, infinities, long mantissas) takes PostgreSQL's own conversion.
-unsafe fn numeric_to_f64(d: pg_sys::Datum) -> f64 {
+pub unsafe fn numeric_to_f64(d: pg_sys::Datum) -> f64 {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,

@@ -23,7 +23,10 @@ pub fn check_confidence(confidence: f64) -> Result<f64> {
     if confidence > 0.0 && confidence < 1.0 {
         Ok(confidence)
     } else {
-        Err(SegError::out_of_range(format!("confidence {confidence} is not between 0 and 1"), "use e.g. 0.95 for a 95% interval"))
+        Err(SegError::out_of_range(
+            format!("confidence {confidence} is not between 0 and 1"),
+            "use e.g. 0.95 for a 95% interval",
+        ))
     }
 }
 
@@ -33,7 +36,10 @@ pub fn nps_bucket(score: i64) -> Result<i8> {
         9..=10 => Ok(1),
         7..=8 => Ok(0),
         0..=6 => Ok(-1),
-        _ => Err(SegError::out_of_range(format!("NPS score {score} is outside 0..10"), "NPS answers are integers from 0 to 10")),
+        _ => Err(SegError::out_of_range(
+            format!("NPS score {score} is outside 0..10"),
+            "NPS answers are integers from 0 to 10",
+        )),
     }
 }
 
@@ -42,7 +48,10 @@ pub fn check_arr(value: f64, what: &str) -> Result<f64> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(SegError::out_of_range(format!("{what} {value} is not a finite, non-negative amount"), "ARR is a non-negative amount; use NULL when unknown"))
+        Err(SegError::out_of_range(
+            format!("{what} {value} is not a finite, non-negative amount"),
+            "ARR is a non-negative amount; use NULL when unknown",
+        ))
     }
 }
 
@@ -70,7 +79,12 @@ pub fn nps_interval(state: &[f64], confidence: f64) -> Option<Interval> {
     let estimate = 100.0 * (p - d);
     let se = 100.0 * ((p + d - (p - d) * (p - d)) / n).max(0.0).sqrt();
     let z = z_for_confidence(confidence);
-    Some(Interval { estimate, lower: (estimate - z * se).max(-100.0), upper: (estimate + z * se).min(100.0), n })
+    Some(Interval {
+        estimate,
+        lower: (estimate - z * se).max(-100.0),
+        upper: (estimate + z * se).min(100.0),
+        n,
+    })
 }
 
 pub fn churn_rate(state: &[f64]) -> Option<f64> {
@@ -87,7 +101,23 @@ pub fn wilson(successes: f64, n: f64, confidence: f64) -> Option<Interval> {
     let z2n = z * z / n;
     let center = (p + z2n / 2.0) / (1.0 + z2n);
     let half = z / (1.0 + z2n) * (p * (1.0 - p) / n + z2n / (4.0 * n)).sqrt();
-    Some(Interval { estimate: p, lower: (center - half).max(0.0), upper: (center + half).min(1.0), n })
+    // the bounds are exactly 0 and 1 at the extremes; say so rather than leave rounding dust
+    let lower = if successes <= 0.0 {
+        0.0
+    } else {
+        (center - half).max(0.0)
+    };
+    let upper = if successes >= n {
+        1.0
+    } else {
+        (center + half).min(1.0)
+    };
+    Some(Interval {
+        estimate: p,
+        lower,
+        upper,
+        n,
+    })
 }
 
 /// Adds one account's revenue to a REVENUE state. A NULL end counts as 0 (churned); a NULL start as 0 (new).
@@ -123,7 +153,10 @@ pub fn arr_growth(state: &[f64]) -> Option<f64> {
 pub fn clv(arpa: f64, gross_margin: f64, churn_rate: f64) -> Result<f64> {
     check_arr(arpa, "ARPA")?;
     if !(0.0..=1.0).contains(&gross_margin) {
-        return Err(SegError::out_of_range(format!("gross margin {gross_margin} is outside 0..1"), "write 70% as 0.7"));
+        return Err(SegError::out_of_range(
+            format!("gross margin {gross_margin} is outside 0..1"),
+            "write 70% as 0.7",
+        ));
     }
     if !(churn_rate > 0.0 && churn_rate <= 1.0) {
         return Err(SegError::out_of_range(
@@ -169,14 +202,24 @@ pub fn separation(groups: &[Moments]) -> Option<Separation> {
     }
     let grand = groups.iter().map(|g| g.sum).sum::<f64>() / n;
     // within: Σ over groups of Σ(x − mean_g)², computed from moments
-    let ss_within: f64 = groups.iter().map(|g| (g.sum_sq - g.sum * g.sum / g.n).max(0.0)).sum();
-    let ss_between: f64 = groups.iter().map(|g| g.n * (g.sum / g.n - grand).powi(2)).sum();
+    let ss_within: f64 = groups
+        .iter()
+        .map(|g| (g.sum_sq - g.sum * g.sum / g.n).max(0.0))
+        .sum();
+    let ss_between: f64 = groups
+        .iter()
+        .map(|g| g.n * (g.sum / g.n - grand).powi(2))
+        .sum();
     let (df_b, df_w) = ((k - 1) as f64, n - k as f64);
     let f = (ss_between / df_b) / (ss_within / df_w);
     let total = ss_between + ss_within;
     Some(Separation {
         f,
-        p_value: if f.is_finite() { f_survival(f, df_b, df_w) } else { 0.0 },
+        p_value: if f.is_finite() {
+            f_survival(f, df_b, df_w)
+        } else {
+            0.0
+        },
         eta_squared: if total > 0.0 { ss_between / total } else { 0.0 },
         df_between: df_b,
         df_within: df_w,
@@ -199,7 +242,9 @@ mod tests {
         assert_eq!(nps(&[0.0, 0.0, 0.0]), None);
         let iv = nps_interval(&[100.0, 50.0, 20.0], 0.95).unwrap();
         // p=.5 d=.2: var = (.7 - .09)/100 = .0061, se = 7.8102 points
-        assert!((iv.upper - iv.estimate - 1.959963984540054 * 100.0 * 0.0061f64.sqrt()).abs() < 1e-9);
+        assert!(
+            (iv.upper - iv.estimate - 1.959963984540054 * 100.0 * 0.0061f64.sqrt()).abs() < 1e-9
+        );
     }
 
     #[test]
@@ -209,7 +254,10 @@ mod tests {
         let (p, n, z) = (1655.0 / 3875.0, 3875.0, 1.959963984540054f64);
         let center = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
         let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
-        assert!((iv.lower - (center - half)).abs() < 1e-15 && (iv.upper - (center + half)).abs() < 1e-15);
+        assert!(
+            (iv.lower - (center - half)).abs() < 1e-15
+                && (iv.upper - (center + half)).abs() < 1e-15
+        );
         assert!(wilson(0.0, 0.0, 0.95).is_none());
         assert_eq!(wilson(0.0, 10.0, 0.95).unwrap().lower, 0.0);
     }
@@ -232,23 +280,34 @@ mod tests {
     fn clv_formula() {
         assert_eq!(clv(100.0, 0.8, 0.02).unwrap(), 4000.0);
         assert!(clv(100.0, 0.8, 0.0).is_err());
-        assert_eq!(clv_of_group(&[4.0, 400.0, 1.0, 3.2]), Some(100.0 * 0.8 / 0.25));
+        assert_eq!(
+            clv_of_group(&[4.0, 400.0, 1.0, 3.2]),
+            Some(100.0 * 0.8 / 0.25)
+        );
         assert_eq!(clv_of_group(&[4.0, 400.0, 0.0, 3.2]), None);
     }
 
     #[test]
     fn anova_against_hand_computation() {
         // groups {1,2,3}, {4,5,6}: means 2 and 5, grand 3.5; SSB = 3*2.25*2 = 13.5, SSW = 2+2 = 4
-        let g = |xs: &[f64]| Moments { n: xs.len() as f64, sum: xs.iter().sum(), sum_sq: xs.iter().map(|x| x * x).sum() };
+        let g = |xs: &[f64]| Moments {
+            n: xs.len() as f64,
+            sum: xs.iter().sum(),
+            sum_sq: xs.iter().map(|x| x * x).sum(),
+        };
         let s = separation(&[g(&[1.0, 2.0, 3.0]), g(&[4.0, 5.0, 6.0])]).unwrap();
         assert!((s.f - 13.5).abs() < 1e-12);
         assert!((s.eta_squared - 13.5 / 17.5).abs() < 1e-12);
         assert_eq!((s.df_between, s.df_within), (1.0, 4.0));
         // P(F(1,4) > 13.5) = I_x(2, 1/2) with x = 4/17.5, which has the closed form
         // (4/3 − 2√(1−x) + (2/3)(1−x)^1.5) / (4/3)
-        let y = 1.0 - 4.0 / 17.5;
+        let y: f64 = 1.0 - 4.0 / 17.5;
         let exact = (4.0 / 3.0 - 2.0 * y.sqrt() + 2.0 / 3.0 * y.powf(1.5)) / (4.0 / 3.0);
-        assert!((s.p_value - exact).abs() < 1e-12, "{} vs {exact}", s.p_value);
+        assert!(
+            (s.p_value - exact).abs() < 1e-12,
+            "{} vs {exact}",
+            s.p_value
+        );
         assert!(separation(&[g(&[1.0, 2.0])]).is_none());
     }
 }

@@ -320,7 +320,8 @@ mod tests {
         assert_eq!(rs.name_of(rs.segment_of(&acct(5, "x"))), "Unsegmented");
         let e = rs.explain(&acct(5000, "Healthcare"));
         assert_eq!(e["path"], "Enterprise > Healthcare");
-        assert_eq!(e["segments"][0]["rule"]["actual"], "Healthcare");
+        assert_eq!(e["segments"][0]["segment"], "Enterprise");
+        assert_eq!(e["segments"][1]["rule"]["actual"], "Healthcare");
     }
 
     #[test]

@@ -1,0 +1,20 @@
+-- Runs last: grants cover every table and function the other files created.
+---------------------------------------------------------------------------------------------------------
+-- Roles: segments_editor may change definitions; segments_reader may read them and call the functions
+---------------------------------------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segments_reader') THEN
+        CREATE ROLE segments_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segments_editor') THEN
+        CREATE ROLE segments_editor NOLOGIN;
+    END IF;
+END $$;
+GRANT segments_reader TO segments_editor;
+GRANT USAGE ON SCHEMA segments TO segments_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
+GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
+GRANT INSERT ON segments.definition_log TO segments_editor;
+GRANT USAGE ON SEQUENCE segments.definition_log_id_seq TO segments_editor;

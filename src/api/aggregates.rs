@@ -1,0 +1,437 @@
+//! Health-metric aggregates. States are float8[] (see `metrics::layout`): small, non-internal, combined by
+//! element-wise addition, so parallel query and Citus partial aggregation both work. Transition functions
+//! update the state array in place when called as an aggregate, as PostgreSQL's own float8_accum does,
+//! so a row costs a few additions rather than an array copy. Declarations are in sql/metrics.sql.
+
+use super::row::numeric_to_f64;
+use super::{c_function, raise, raise_with, OrRaise};
+use crate::metrics::{self, layout, Interval, Moments};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgMemoryContexts;
+use std::collections::BTreeMap;
+
+/// Bytes from an array's start to its data, for a 1-D array without a null bitmap (ARR_OVERHEAD_NONULLS(1)).
+const ARRAY_DATA_OFFSET: usize = 24;
+
+unsafe fn in_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    unsafe {
+        let cx = (*fcinfo).context;
+        !cx.is_null()
+            && matches!(
+                (*cx).type_,
+                pg_sys::NodeTag::T_AggState | pg_sys::NodeTag::T_WindowAggState
+            )
+    }
+}
+
+/// The state array of argument `arg`, writable: the aggregate's own copy when called as an aggregate,
+/// a fresh copy otherwise (a function must not scribble on its inputs).
+unsafe fn state_mut<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    arg: usize,
+    len: usize,
+) -> (&'a mut [f64], pg_sys::Datum) {
+    unsafe {
+        let nd = (*fcinfo).args.as_slice(arg + 1)[arg];
+        let arr = if nd.isnull {
+            let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
+            let mut cx = std::ptr::null_mut();
+            let target = if pg_sys::AggCheckCallContext(fcinfo, &mut cx) != 0 {
+                cx
+            } else {
+                pg_sys::CurrentMemoryContext
+            };
+            PgMemoryContexts::For(target).switch_to(|_| {
+                pg_sys::construct_array(
+                    zeros.as_ptr() as *mut _,
+                    len as i32,
+                    pg_sys::FLOAT8OID,
+                    8,
+                    true,
+                    b'd' as _,
+                )
+            })
+        } else {
+            let mut v = nd.value.cast_mut_ptr::<pg_sys::varlena>();
+            if !pgrx::varlena::varatt_is_4b_u(v) || !in_aggregate(fcinfo) {
+                // detoast and copy: the result is ours to change
+                v = pg_sys::pg_detoast_datum_copy(v);
+            }
+            v as *mut pg_sys::ArrayType
+        };
+        let ok = (*arr).ndim == 1
+            && (*arr).dataoffset == 0
+            && (*arr).elemtype == pg_sys::FLOAT8OID
+            && *(arr as *const u8).add(16).cast::<i32>() as usize == len;
+        if !ok {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!("aggregate state is not a float8[{len}] without NULLs"),
+                None,
+                Some("the state functions are internal to pg_segments' aggregates".into()),
+            );
+        }
+        let data = (arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>();
+        (
+            std::slice::from_raw_parts_mut(data, len),
+            pg_sys::Datum::from(arr),
+        )
+    }
+}
+
+unsafe fn arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datum> {
+    unsafe {
+        if i >= (*fcinfo).nargs as usize {
+            return None; // the shorter overload of an aggregate: the argument takes its default
+        }
+        let a = (*fcinfo).args.as_slice(i + 1)[i];
+        (!a.isnull).then_some(a.value)
+    }
+}
+
+/// Direction of a transition: +1 adds a row, -1 removes it (moving-window inverse).
+unsafe fn nps_step(fcinfo: pg_sys::FunctionCallInfo, len: usize, sign: f64) -> pg_sys::Datum {
+    unsafe {
+        let (state, datum) = state_mut(fcinfo, 0, len);
+        if let Some(score) = arg(fcinfo, 1) {
+            let bucket = metrics::nps_bucket(score.value() as i32 as i64).or_raise();
+            state[0] += sign;
+            match bucket {
+                1 => state[1] += sign,
+                -1 => state[2] += sign,
+                _ => {}
+            }
+            if len > layout::NPS {
+                state[3] += sign * confidence_arg(fcinfo, 2);
+            }
+        }
+        datum
+    }
+}
+
+unsafe fn churn_step(fcinfo: pg_sys::FunctionCallInfo, len: usize, sign: f64) -> pg_sys::Datum {
+    unsafe {
+        let (state, datum) = state_mut(fcinfo, 0, len);
+        if let Some(churned) = arg(fcinfo, 1) {
+            state[0] += sign;
+            state[1] += sign * (churned.value() != 0) as u8 as f64;
+            if len > layout::CHURN {
+                state[2] += sign * confidence_arg(fcinfo, 2);
+            }
+        }
+        datum
+    }
+}
+
+/// The confidence level of an interval aggregate. It is summed with the row count, so the state stays
+/// additive across workers and windows; the final divides it back out.
+unsafe fn confidence_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> f64 {
+    let c = unsafe { arg(fcinfo, i) }
+        .map(|d| f64::from_bits(d.value() as u64))
+        .unwrap_or(0.95);
+    metrics::check_confidence(c).or_raise()
+}
+
+c_function!(pg_finfo__nps_accum, _nps_accum, |fcinfo| {
+    nps_step(fcinfo, layout::NPS, 1.0)
+});
+c_function!(pg_finfo__nps_retract, _nps_retract, |fcinfo| {
+    nps_step(fcinfo, layout::NPS, -1.0)
+});
+c_function!(pg_finfo__nps_ci_accum, _nps_ci_accum, |fcinfo| {
+    nps_step(fcinfo, layout::NPS + 1, 1.0)
+});
+c_function!(pg_finfo__nps_ci_retract, _nps_ci_retract, |fcinfo| {
+    nps_step(fcinfo, layout::NPS + 1, -1.0)
+});
+c_function!(pg_finfo__churn_accum, _churn_accum, |fcinfo| {
+    churn_step(fcinfo, layout::CHURN, 1.0)
+});
+c_function!(pg_finfo__churn_retract, _churn_retract, |fcinfo| {
+    churn_step(fcinfo, layout::CHURN, -1.0)
+});
+c_function!(pg_finfo__churn_ci_accum, _churn_ci_accum, |fcinfo| {
+    churn_step(fcinfo, layout::CHURN + 1, 1.0)
+});
+c_function!(pg_finfo__churn_ci_retract, _churn_ci_retract, |fcinfo| {
+    churn_step(fcinfo, layout::CHURN + 1, -1.0)
+});
+
+unsafe fn arr_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize, what: &str) -> Option<f64> {
+    unsafe { arg(fcinfo, i) }
+        .map(|d| metrics::check_arr(unsafe { numeric_to_f64(d) }, what).or_raise())
+}
+
+c_function!(pg_finfo__revenue_accum, _revenue_accum, |fcinfo| {
+    let (state, datum) = state_mut(fcinfo, 0, layout::REVENUE);
+    let start = arr_arg(fcinfo, 1, "arr_start");
+    let end = arr_arg(fcinfo, 2, "arr_end");
+    metrics::revenue_add(state, start, end, 1.0);
+    datum
+});
+
+c_function!(pg_finfo__clv_accum, _clv_accum, |fcinfo| {
+    let (state, datum) = state_mut(fcinfo, 0, layout::CLV);
+    let arpa = arr_arg(fcinfo, 1, "arpa");
+    let margin = arg(fcinfo, 2).map(|d| f64::from_bits(d.value() as u64));
+    if let (Some(arpa), Some(margin), Some(churned)) = (arpa, margin, arg(fcinfo, 3)) {
+        if !(0.0..=1.0).contains(&margin) {
+            raise(crate::error::SegError::out_of_range(
+                format!("gross margin {margin} is outside 0..1"),
+                "write 70% as 0.7",
+            ));
+        }
+        state[0] += 1.0;
+        state[1] += arpa;
+        state[2] += (churned.value() != 0) as u8 as f64;
+        state[3] += margin;
+    }
+    datum
+});
+
+// Combine for every float8[] state: element-wise sum into the first.
+c_function!(pg_finfo__state_add, _state_add, |fcinfo| {
+    let len = |i: usize| {
+        let a = (*fcinfo).args.as_slice(2)[i]
+            .value
+            .cast_mut_ptr::<pg_sys::ArrayType>();
+        *(pg_sys::pg_detoast_datum(a.cast()) as *const u8)
+            .add(16)
+            .cast::<i32>() as usize
+    };
+    let n = len(0);
+    if len(1) != n {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            "aggregate states differ in length".into(),
+            None,
+            None,
+        );
+    }
+    let (a, datum) = state_mut(fcinfo, 0, n);
+    let (b, _) = state_mut(fcinfo, 1, n);
+    a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+    datum
+});
+
+// Finals with a single number; the states arrive as arrays.
+#[pg_extern(immutable, parallel_safe, strict, name = "_churn_rate_final")]
+fn churn_rate_final(state: Vec<f64>) -> Option<f64> {
+    metrics::churn_rate(&state)
+}
+#[pg_extern(immutable, parallel_safe, strict, name = "_nrr_final")]
+fn nrr_final(state: Vec<f64>) -> Option<f64> {
+    metrics::nrr(&state)
+}
+#[pg_extern(immutable, parallel_safe, strict, name = "_grr_final")]
+fn grr_final(state: Vec<f64>) -> Option<f64> {
+    metrics::grr(&state)
+}
+#[pg_extern(immutable, parallel_safe, strict, name = "_arr_growth_final")]
+fn arr_growth_final(state: Vec<f64>) -> Option<f64> {
+    metrics::arr_growth(&state)
+}
+#[pg_extern(immutable, parallel_safe, strict, name = "_clv_final")]
+fn clv_final(state: Vec<f64>) -> Option<f64> {
+    metrics::clv_of_group(&state)
+}
+
+/// Customer lifetime value, per-period formula: arpa × gross_margin / churn_rate.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn clv(arpa: f64, gross_margin: f64, churn_rate: f64) -> f64 {
+    metrics::clv(arpa, gross_margin, churn_rate).or_raise()
+}
+
+/// Builds a value of the function's declared composite return type.
+unsafe fn composite(
+    fcinfo: pg_sys::FunctionCallInfo,
+    values: &[Option<pg_sys::Datum>],
+) -> pg_sys::Datum {
+    unsafe {
+        let rettype = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
+        let desc = pg_sys::lookup_rowtype_tupdesc(rettype, -1);
+        let datums: Vec<pg_sys::Datum> = values
+            .iter()
+            .map(|v| v.unwrap_or(pg_sys::Datum::from(0)))
+            .collect();
+        let mut nulls: Vec<bool> = values.iter().map(|v| v.is_none()).collect();
+        let tuple = pg_sys::heap_form_tuple(desc, datums.as_ptr() as *mut _, nulls.as_mut_ptr());
+        pg_sys::DecrTupleDescRefCount(desc);
+        pg_sys::Datum::from((*tuple).t_data)
+    }
+}
+
+fn f8(x: f64) -> Option<pg_sys::Datum> {
+    Some(pg_sys::Datum::from(x.to_bits()))
+}
+
+unsafe fn interval_result(fcinfo: pg_sys::FunctionCallInfo, iv: Option<Interval>) -> pg_sys::Datum {
+    unsafe {
+        match iv {
+            Some(iv) => composite(
+                fcinfo,
+                &[
+                    f8(iv.estimate),
+                    f8(iv.lower),
+                    f8(iv.upper),
+                    Some(pg_sys::Datum::from(iv.n as i64)),
+                ],
+            ),
+            None => {
+                (*fcinfo).isnull = true;
+                pg_sys::Datum::from(0)
+            }
+        }
+    }
+}
+
+/// The confidence that was summed into `slot` alongside `n` rows.
+fn mean_confidence(sum: f64, n: f64) -> f64 {
+    // summed in float; a 12-digit rounding recovers the constant the rows carried
+    ((sum / n) * 1e12).round() / 1e12
+}
+
+c_function!(
+    pg_finfo__churn_rate_ci_final,
+    _churn_rate_ci_final,
+    |fcinfo| {
+        let (s, _) = state_mut(fcinfo, 0, layout::CHURN + 1);
+        let iv = if s[0] > 0.0 {
+            metrics::wilson(s[1], s[0], mean_confidence(s[2], s[0]))
+        } else {
+            None
+        };
+        interval_result(fcinfo, iv)
+    }
+);
+
+c_function!(pg_finfo__nps_ci_final, _nps_ci_final, |fcinfo| {
+    let (s, _) = state_mut(fcinfo, 0, layout::NPS + 1);
+    let iv = if s[0] > 0.0 {
+        metrics::nps_interval(s, mean_confidence(s[3], s[0]))
+    } else {
+        None
+    };
+    interval_result(fcinfo, iv)
+});
+
+// separation(segment, value): one-way ANOVA. Its state maps segment names to moments, so it is `internal`,
+// with serialize/deserialize for parallel workers.
+type Groups = BTreeMap<String, Moments>;
+
+unsafe fn groups_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<&'a mut Groups> {
+    unsafe { arg(fcinfo, i).map(|d| &mut *d.cast_mut_ptr::<Groups>()) }
+}
+
+unsafe fn new_groups(fcinfo: pg_sys::FunctionCallInfo) -> &'static mut Groups {
+    unsafe {
+        let mut cx = std::ptr::null_mut();
+        if pg_sys::AggCheckCallContext(fcinfo, &mut cx) == 0 {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "separation state functions can only be called by the aggregate".into(),
+                None,
+                None,
+            );
+        }
+        &mut *PgMemoryContexts::For(cx).leak_and_drop_on_delete(Groups::new())
+    }
+}
+
+c_function!(pg_finfo__separation_accum, _separation_accum, |fcinfo| {
+    let groups = match groups_arg(fcinfo, 0) {
+        Some(g) => g,
+        None => new_groups(fcinfo),
+    };
+    if let (Some(seg), Some(value)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
+        let x = f64::from_bits(value.value() as u64);
+        if x.is_finite() {
+            let key = String::from_datum(seg, false).unwrap_or_default();
+            let m = groups.entry(key).or_default();
+            m.n += 1.0;
+            m.sum += x;
+            m.sum_sq += x * x;
+        }
+    }
+    pg_sys::Datum::from(groups as *mut Groups)
+});
+
+c_function!(
+    pg_finfo__separation_combine,
+    _separation_combine,
+    |fcinfo| {
+        let target = match groups_arg(fcinfo, 0) {
+            Some(g) => g,
+            None => new_groups(fcinfo),
+        };
+        if let Some(other) = groups_arg(fcinfo, 1) {
+            for (k, m) in other.iter() {
+                let t = target.entry(k.clone()).or_default();
+                t.n += m.n;
+                t.sum += m.sum;
+                t.sum_sq += m.sum_sq;
+            }
+        }
+        pg_sys::Datum::from(target as *mut Groups)
+    }
+);
+
+c_function!(
+    pg_finfo__separation_serialize,
+    _separation_serialize,
+    |fcinfo| {
+        let groups = groups_arg(fcinfo, 0)
+            .map(|g| &*g)
+            .cloned()
+            .unwrap_or_default();
+        let rows: Vec<(String, f64, f64, f64)> = groups
+            .into_iter()
+            .map(|(k, m)| (k, m.n, m.sum, m.sum_sq))
+            .collect();
+        serde_json::to_vec(&rows)
+            .unwrap_or_default()
+            .into_datum()
+            .unwrap_or(pg_sys::Datum::from(0))
+    }
+);
+
+c_function!(
+    pg_finfo__separation_deserialize,
+    _separation_deserialize,
+    |fcinfo| {
+        let bytes: Vec<u8> = arg(fcinfo, 0)
+            .and_then(|d| Vec::<u8>::from_datum(d, false))
+            .unwrap_or_default();
+        let rows: Vec<(String, f64, f64, f64)> = serde_json::from_slice(&bytes).unwrap_or_default();
+        let groups = new_groups(fcinfo);
+        for (k, n, sum, sum_sq) in rows {
+            groups.insert(k, Moments { n, sum, sum_sq });
+        }
+        pg_sys::Datum::from(groups as *mut Groups)
+    }
+);
+
+c_function!(pg_finfo__separation_final, _separation_final, |fcinfo| {
+    let groups: Vec<Moments> = groups_arg(fcinfo, 0)
+        .map(|g| g.values().copied().collect())
+        .unwrap_or_default();
+    match metrics::separation(&groups) {
+        Some(s) => composite(
+            fcinfo,
+            &[
+                f8(s.f),
+                f8(s.p_value),
+                f8(s.eta_squared),
+                Some(pg_sys::Datum::from(s.df_between as i32)),
+                Some(pg_sys::Datum::from(s.df_within as i64)),
+                Some(pg_sys::Datum::from(s.groups as i32)),
+                Some(pg_sys::Datum::from(s.n as i64)),
+            ],
+        ),
+        None => {
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0)
+        }
+    }
+});
