@@ -1,0 +1,79 @@
+-- pg_segments demo on the IBM Telco Customer Churn data (7043 accounts): what an analyst sees.
+\pset footer off
+\pset null '-'
+CREATE EXTENSION IF NOT EXISTS pg_segments CASCADE;
+
+\echo
+\echo '## 1. Define segmentations once, in tables'
+-- ARR now (monthly charges × 12; churned accounts have none) and a period ago (average charge over tenure × 12)
+CREATE VIEW telco.accounts AS
+SELECT c.*, CASE WHEN NOT churned THEN monthly_charges * 12 END AS arr,
+       CASE WHEN tenure > 0 THEN round(total_charges / tenure * 12, 2) END AS arr_year_ago
+FROM telco.customers c;
+
+INSERT INTO segments.segmentation (name, source, key_column, description, min_segment_size,
+                                   arr_column, arr_start_column, churned_column, gross_margin)
+VALUES ('contract', 'telco.accounts', 'customer_id', 'Accounts by contract term', 1000,
+        'arr', 'arr_year_ago', 'churned', 0.6),
+       ('value', 'telco.accounts', 'customer_id', 'Spend tiers with service sub-segments', 500,
+        'arr', 'arr_year_ago', 'churned', 0.6);
+
+INSERT INTO segments.segment (segmentation, name, parent, priority, rule, description, playbook) VALUES
+  ('contract', 'Month-to-month', NULL, 1, '{"attr": "contract", "op": "=", "value": "Month-to-month"}',
+   'No commitment', '{"cs_engagement": "tech-touch", "marketing": "annual-plan upsell"}'),
+  ('contract', 'One year', NULL, 2, '{"attr": "contract", "op": "in", "value": ["One year"]}', 'Annual term', '{}'),
+  ('contract', 'Two year', NULL, 3, '{"attr": "contract", "op": "=", "value": "Two year"}', 'Two-year term', '{}'),
+  ('value', 'High spend', NULL, 1, '{"attr": "monthly_charges", "op": ">=", "value": 70}', 'Top ARPA', '{"sales_model": "account manager"}'),
+  ('value', 'Fiber', 'High spend', 1, '{"attr": "internet_service", "op": "=", "value": "Fiber optic"}', NULL, '{}'),
+  ('value', 'Streamers', 'Fiber', 1, '{"all": [{"attr": "streaming_tv", "op": "=", "value": "Yes"},
+                                               {"attr": "streaming_movies", "op": "=", "value": "Yes"}]}', NULL, '{}'),
+  ('value', 'Mid spend', NULL, 2, '{"attr": "monthly_charges", "op": "between", "value": [35, 70]}', NULL, '{}'),
+  ('value', 'Loyal', 'Mid spend', 1, '{"attr": "tenure", "op": ">", "value": 48}', NULL, '{}'),
+  ('value', 'Low spend', NULL, 3, 'true', 'Everyone else', '{}');
+
+SELECT segmentation, name AS segment, coalesce(parent, '') AS parent, priority, rule::text
+FROM segments.segment ORDER BY segmentation, priority, name;
+
+\echo
+\echo '## 2. segment_of(account): accounts and churn per contract segment'
+SELECT segments.segment_of(a, 'contract') AS segment, count(*) AS accounts,
+       count(*) FILTER (WHERE churned) AS churned,
+       round(100 * segments.churn_rate(churned)::numeric, 2) AS churn_pct
+FROM telco.accounts a GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '## 3. A hierarchy: segment_path gives macro > micro'
+SELECT segments.segment_path(a, 'value') AS segment, count(*) AS accounts,
+       round(100 * segments.churn_rate(churned)::numeric, 1) AS churn_pct
+FROM telco.accounts a GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '## 4. Why is account 7892-POOKP where it is? segments.explain'
+SELECT s ->> 'segment' AS segment, s ->> 'pass' AS pass, s -> 'rule' AS rule_with_values
+FROM telco.accounts a, jsonb_array_elements(segments.explain(a, 'value') -> 'segments') s
+WHERE customer_id = '7892-POOKP';
+SELECT segments.segment_path(a, 'value') AS "7892-POOKP is in" FROM telco.accounts a WHERE customer_id = '7892-POOKP';
+
+\echo
+\echo '## 5. Segment health (ARR = monthly charges × 12)'
+SELECT segment, accounts, arr, round(100 * arr_share::numeric, 1) AS arr_pct, round(avg_acv::numeric) AS avg_acv,
+       round(100 * churn_rate::numeric, 2) AS churn_pct,
+       format('%s–%s', round(100 * churn_lower::numeric, 1), round(100 * churn_upper::numeric, 1)) AS churn_95ci,
+       round(nrr::numeric, 3) AS nrr, round(grr::numeric, 3) AS grr, round(clv::numeric) AS clv, small_sample
+FROM segments.health('contract');
+
+\echo
+\echo '## 6. Are the segments measurably different? (one-way ANOVA)'
+SELECT metric, round((a).f::numeric, 1) AS f, (a).p_value, round((a).eta_squared::numeric, 3) AS eta_squared
+FROM (SELECT 'monthly charges' AS metric, segments.separation(segments.segment_of(a, 'contract'), monthly_charges::float8) AS a FROM telco.accounts a
+      UNION ALL
+      SELECT 'tenure', segments.separation(segments.segment_of(a, 'contract'), tenure::float8) FROM telco.accounts a) t;
+
+\echo
+\echo '## 7. The same segmentation as plain SQL, for any engine (segments.to_sql)'
+SELECT segments.to_sql('contract');
+
+\echo
+\echo '## 8. Coverage and quality of the value segmentation'
+SELECT segment, path, accounts, round(100 * share::numeric, 1) AS pct, shadowed, below_min_size
+FROM segments.coverage('value');
