@@ -72,7 +72,8 @@ cluster_start() {
   as_cluster_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
   local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c timezone=UTC"
-  opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c max_worker_processes=16"
+  opts+=" -c shared_preload_libraries=pg_cron -c cron.database_name=${CRON_DATABASE:-postgres} -c cron.host=$dir"
+  opts+=" -c max_worker_processes=16"
   for setting in "$@"; do opts+=" -c $setting"; done
   # a Rust backtrace in every error DETAIL helps nobody reading the golden files
   as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w start >/dev/null \

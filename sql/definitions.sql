@@ -18,6 +18,7 @@ CREATE TABLE segments.segmentation (
     churned_column   text,
     nps_column       text,
     gross_margin     float8 CHECK (gross_margin BETWEEN 0 AND 1),
+    notify           boolean NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
@@ -34,6 +35,7 @@ COMMENT ON COLUMN segments.segmentation.arr_start_column IS 'Source column with 
 COMMENT ON COLUMN segments.segmentation.churned_column IS 'Source boolean column, true when the account churned (optional)';
 COMMENT ON COLUMN segments.segmentation.nps_column IS 'Source column with the account''s 0-10 NPS answer (optional)';
 COMMENT ON COLUMN segments.segmentation.gross_margin IS 'Gross margin (0..1) for lifetime value in segments.health(); NULL: no CLV';
+COMMENT ON COLUMN segments.segmentation.notify IS 'Send NOTIFY segments_membership for every account that enters, leaves or moves';
 COMMENT ON COLUMN segments.segmentation.created_at IS 'When the segmentation was defined';
 COMMENT ON COLUMN segments.segmentation.updated_at IS 'When the segmentation row last changed';
 

@@ -15,6 +15,6 @@ GRANT segments_reader TO segments_editor;
 GRANT USAGE ON SCHEMA segments TO segments_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
-GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
+GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment, segments.membership TO segments_editor;
 GRANT INSERT ON segments.definition_log TO segments_editor;
 GRANT USAGE ON SEQUENCE segments.definition_log_id_seq TO segments_editor;

@@ -36,6 +36,11 @@ extension_sql_file!(
     name = "health",
     requires = ["definitions", "metrics"]
 );
+extension_sql_file!(
+    "../sql/membership.sql",
+    name = "membership",
+    requires = ["definitions"]
+);
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,0 +1,271 @@
+-- Membership over time: who was in which segment when, kept as validity ranges; refresh, live tracking,
+-- point-in-time lookups, migration matrices and change previews.
+
+CREATE TABLE segments.membership (
+    segmentation text NOT NULL REFERENCES segments.segmentation (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    account_key  text NOT NULL,
+    segment      text NOT NULL,
+    valid        tstzrange NOT NULL CHECK (NOT isempty(valid)),
+    exclusive    boolean NOT NULL,
+    -- exclusive segmentations: one segment per account at any instant. Deferred, so that one statement may
+    -- close an account's old range and open its new one in either order.
+    CONSTRAINT one_segment_at_a_time EXCLUDE USING gist
+        (segmentation WITH =, account_key WITH =, valid WITH &&) WHERE (exclusive) DEFERRABLE INITIALLY DEFERRED,
+    -- overlapping segmentations: never the same membership twice at once
+    CONSTRAINT no_repeated_membership EXCLUDE USING gist
+        (segmentation WITH =, account_key WITH =, segment WITH =, valid WITH &&) WHERE (NOT exclusive)
+        DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX membership_open ON segments.membership (segmentation, account_key) WHERE upper_inf(valid);
+COMMENT ON TABLE segments.membership IS 'Segment membership with validity ranges, written by segments.refresh() and tracking triggers';
+COMMENT ON COLUMN segments.membership.segmentation IS 'The segmentation';
+COMMENT ON COLUMN segments.membership.account_key IS 'The account''s key (the segmentation''s key_column, as text)';
+COMMENT ON COLUMN segments.membership.segment IS 'The segment the account was in';
+COMMENT ON COLUMN segments.membership.valid IS 'When: [entered, left); an open upper bound means still a member';
+COMMENT ON COLUMN segments.membership.exclusive IS 'Whether the segmentation was exclusive when the row was written';
+SELECT pg_catalog.pg_extension_config_dump('segments.membership', '');
+
+CREATE VIEW segments.current_membership AS
+SELECT segmentation, account_key, segment, lower(valid) AS since
+FROM segments.membership WHERE upper_inf(valid);
+COMMENT ON VIEW segments.current_membership IS 'Open memberships: each account''s segment(s) as of the last refresh or tracked change';
+COMMENT ON COLUMN segments.current_membership.segmentation IS 'The segmentation';
+COMMENT ON COLUMN segments.current_membership.account_key IS 'The account''s key';
+COMMENT ON COLUMN segments.current_membership.segment IS 'The segment';
+COMMENT ON COLUMN segments.current_membership.since IS 'When the account entered the segment';
+
+CREATE FUNCTION segments._segmentation(name text) RETURNS segments.segmentation
+LANGUAGE plpgsql STABLE AS $$
+DECLARE g segments.segmentation;
+BEGIN
+    SELECT * INTO g FROM segments.segmentation s WHERE s.name = _segmentation.name;
+    IF NOT FOUND THEN
+        PERFORM segments.ruleset(name);  -- raises 42704 with the list of defined segmentations
+    END IF;
+    RETURN g;
+END $$;
+
+CREATE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'an account of segmentation "%" has a NULL key', segmentation
+        USING ERRCODE = '23502', HINT = 'every account needs a key: make the key column NOT NULL';
+END $$;
+
+-- The one statement that brings membership in line with the source, for every account (scope NULL) or for
+-- the accounts whose keys `scope` selects. It closes memberships that no longer hold, opens new ones,
+-- optionally notifies, and returns (entered, left, moved, unchanged).
+CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at timestamptz) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    exclusive boolean := g.mode = 'exclusive';
+    key_type regtype;
+    assigned text;
+BEGIN
+    SELECT a.atttypid INTO key_type FROM pg_attribute a
+    WHERE a.attrelid = g.source AND a.attname = g.key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', g.key_column, g.source
+            USING ERRCODE = '42703', HINT = 'set segments.segmentation.key_column to the account key of the source';
+    END IF;
+    assigned := CASE WHEN exclusive THEN format('ARRAY[segments.segment_of(t, %L)]', g.name)
+                     ELSE format('coalesce(nullif(segments.segments_of(t, %L), ''{}''), ARRAY[%L])', g.name, g.default_segment)
+                END;
+    RETURN format($q$
+        WITH now_rows AS (
+            SELECT CASE WHEN t.%2$I IS NULL THEN segments._null_key(%1$L) ELSE t.%2$I::text END AS account_key, s.segment
+            FROM %3$s t CROSS JOIN LATERAL unnest(%4$s) AS s(segment)
+            %5$s
+        ), open_rows AS (
+            SELECT m.account_key, m.segment FROM segments.membership m
+            WHERE m.segmentation = %1$L AND upper_inf(m.valid) %6$s
+        ), pairs AS (
+            SELECT n.account_key AS new_key, n.segment AS new_segment, o.account_key AS old_key, o.segment AS old_segment
+            FROM now_rows n FULL JOIN open_rows o ON o.account_key = n.account_key AND o.segment = n.segment
+        ), closed AS (
+            UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$L::timestamptz)
+            FROM pairs p
+            WHERE p.new_key IS NULL AND m.segmentation = %1$L AND m.account_key = p.old_key
+              AND m.segment = p.old_segment AND upper_inf(m.valid)
+            RETURNING m.account_key, m.segment
+        ), opened AS (
+            INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
+            SELECT %1$L, p.new_key, p.new_segment, tstzrange(%7$L::timestamptz, NULL), %8$L FROM pairs p
+            WHERE p.old_key IS NULL
+            RETURNING account_key, segment
+        ), changes AS (
+            SELECT k AS account_key, string_agg(from_segment, ', ' ORDER BY from_segment) AS from_segment,
+                   string_agg(to_segment, ', ' ORDER BY to_segment) AS to_segment
+            FROM (SELECT account_key AS k, segment AS from_segment, NULL::text AS to_segment FROM closed
+                  UNION ALL SELECT account_key, NULL, segment FROM opened) c
+            GROUP BY k
+        ), notified AS (
+            SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
+                       'account', account_key, 'from', from_segment, 'to', to_segment)::text)) AS n
+            FROM changes WHERE %9$L
+        )
+        SELECT count(*) FILTER (WHERE from_segment IS NULL) AS entered,
+               count(*) FILTER (WHERE to_segment IS NULL) AS "left",
+               count(*) FILTER (WHERE from_segment IS NOT NULL AND to_segment IS NOT NULL) AS moved,
+               (SELECT count(*) FROM pairs WHERE new_key IS NOT NULL AND old_key IS NOT NULL) AS unchanged,
+               (SELECT n FROM notified) AS notified
+        FROM changes
+    $q$, g.name, g.key_column, g.source, assigned,
+         CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I::text IN (%s)', g.key_column, scope) END,
+         CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', scope) END,
+         at, exclusive, g.notify);
+END $$;
+
+-- Refreshes take this advisory lock exclusively (a second refresh of the same segmentation waits for the
+-- first to commit); tracking triggers take it shared.
+CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN hashtextextended('pg_segments.membership:' || segmentation, 0);
+
+CREATE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
+                                 OUT unchanged bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    g segments.segmentation := segments._segmentation(segmentation);
+    ignored bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
+    EXECUTE segments._sync_sql(g, NULL, clock_timestamp()) INTO entered, "left", moved, unchanged, ignored;
+    -- check the deferred constraint now, so that a duplicate key fails here with a clear message
+    BEGIN
+        SET CONSTRAINTS segments.one_segment_at_a_time, segments.no_repeated_membership IMMEDIATE;
+        SET CONSTRAINTS segments.one_segment_at_a_time, segments.no_repeated_membership DEFERRED;
+    EXCEPTION WHEN exclusion_violation THEN
+        RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
+            USING ERRCODE = '23505', DETAIL = SQLERRM,
+                  HINT = 'membership needs one row per account: use a unique key column';
+    END;
+END $$;
+COMMENT ON FUNCTION segments.refresh(text) IS
+    'Evaluates every account of the segmentation''s source and records membership with validity ranges; '
+    'returns how many accounts entered, left, moved and stayed. A concurrent refresh of the same segmentation waits.';
+
+CREATE FUNCTION segments.segment_at(segmentation text, account_key text, at timestamptz DEFAULT now()) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    g segments.segmentation := segments._segmentation(segmentation);
+    found_segment text;
+BEGIN
+    SELECT m.segment INTO found_segment
+    FROM segments.membership m LEFT JOIN segments.segment s ON s.segmentation = m.segmentation AND s.name = m.segment
+    WHERE m.segmentation = g.name AND m.account_key = segment_at.account_key AND m.valid @> at
+    ORDER BY s.priority NULLS LAST, m.segment LIMIT 1;
+    RETURN found_segment;
+END $$;
+COMMENT ON FUNCTION segments.segment_at(text, text, timestamptz) IS
+    'The segment an account was in at a point in time, from recorded membership (NULL if not a member then)';
+
+CREATE FUNCTION segments.transitions(segmentation text, from_time timestamptz, to_time timestamptz)
+RETURNS TABLE (from_segment text, to_segment text, accounts bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE g segments.segmentation := segments._segmentation(segmentation);
+BEGIN
+    RETURN QUERY
+    SELECT f.segment, t.segment, count(*)
+    FROM (SELECT m.account_key, m.segment FROM segments.membership m
+          WHERE m.segmentation = g.name AND m.valid @> from_time) f
+    FULL JOIN (SELECT m.account_key, m.segment FROM segments.membership m
+               WHERE m.segmentation = g.name AND m.valid @> to_time) t ON t.account_key = f.account_key
+    GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+END $$;
+COMMENT ON FUNCTION segments.transitions(text, timestamptz, timestamptz) IS
+    'Migration matrix: accounts by segment at from_time and at to_time; from NULL = entered, to NULL = left';
+
+-- Live mode: statement-level triggers on the source table keep membership current in the same transaction.
+CREATE FUNCTION segments._track() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    g segments.segmentation := segments._segmentation(TG_ARGV[0]);
+    scope text;
+    ignored bigint;
+BEGIN
+    scope := CASE TG_OP
+        WHEN 'INSERT' THEN format('SELECT k.%I::text FROM segments_new k', g.key_column)
+        WHEN 'DELETE' THEN format('SELECT k.%I::text FROM segments_old k', g.key_column)
+        ELSE format('SELECT k.%1$I::text FROM segments_new k UNION SELECT k.%1$I::text FROM segments_old k', g.key_column)
+    END;
+    PERFORM pg_advisory_xact_lock_shared(segments._lock_key(g.name));
+    EXECUTE segments._sync_sql(g, scope, clock_timestamp()) INTO ignored, ignored, ignored, ignored, ignored;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name LANGUAGE sql IMMUTABLE
+    RETURN ('segments_track_' || op || '_' || left(md5(segmentation), 12))::name;
+
+CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    g segments.segmentation := segments._segmentation(segmentation);
+    op text;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'cannot track %: it is not a table', g.source
+            USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = g.source AND tgname = segments._trigger_name(g.name, 'insert')) THEN
+        PERFORM segments.untrack(g.name);
+    END IF;
+    PERFORM segments.refresh(g.name);
+    FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+                       segments._trigger_name(g.name, lower(op)), op, g.source,
+                       CASE op WHEN 'INSERT' THEN 'NEW TABLE AS segments_new' WHEN 'DELETE' THEN 'OLD TABLE AS segments_old'
+                               ELSE 'NEW TABLE AS segments_new OLD TABLE AS segments_old' END,
+                       g.name);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION segments.track(text) IS
+    'Refreshes the segmentation, then installs triggers on its source table that update membership in the same '
+    'transaction as every data change (NOTIFY segments_membership when the segmentation''s notify is on)';
+
+CREATE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    g segments.segmentation := segments._segmentation(segmentation);
+    op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = g.source AND tgname = segments._trigger_name(g.name, op)) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(g.name, op), g.source);
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of segments.track()';
+
+-- Deleting a segmentation removes its tracking triggers too, so data changes never trip over a missing one.
+CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, op)) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(OLD.name, op), OLD.source);
+        END IF;
+    END LOOP;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER untrack_deleted BEFORE DELETE ON segments.segmentation
+    FOR EACH ROW EXECUTE FUNCTION segments._untrack_deleted();
+
+CREATE FUNCTION segments.preview(segmentation text, segment text, new_rule jsonb)
+RETURNS TABLE (account_key text, current_segment text, new_segment text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    g segments.segmentation := segments._segmentation(segmentation);
+    current_rules jsonb := segments.ruleset(g.name);
+    new_rules jsonb;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(current_rules -> 'segments') e WHERE e ->> 'name' = segment) THEN
+        RAISE EXCEPTION 'segment "%" is not an active segment of "%"', segment, g.name
+            USING ERRCODE = '42704', HINT = 'preview changes the rule of an existing, active segment';
+    END IF;
+    PERFORM segments.validate_rule(new_rule, g.source, format('segment "%s" rule', segment));
+    new_rules := jsonb_set(current_rules, '{segments}',
+        (SELECT jsonb_agg(CASE WHEN e ->> 'name' = segment THEN jsonb_set(e, '{rule}', new_rule) ELSE e END ORDER BY i)
+         FROM jsonb_array_elements(current_rules -> 'segments') WITH ORDINALITY AS x(e, i)));
+    RETURN QUERY EXECUTE format(
+        'SELECT k, c, n FROM (SELECT t.%I::text AS k, segments.classify(t, $1) AS c, segments.classify(t, $2) AS n
+                              FROM %s t) x WHERE c IS DISTINCT FROM n ORDER BY k',
+        g.key_column, g.source) USING current_rules, new_rules;
+END $$;
+COMMENT ON FUNCTION segments.preview(text, text, jsonb) IS
+    'Who would change segment if the segment''s rule became new_rule: nothing is changed';
