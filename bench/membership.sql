@@ -1,0 +1,57 @@
+-- segments.refresh on 1,000,000 accounts against the baseline of writing the same assignment by hand:
+-- INSERT INTO t SELECT key, <hand-written CASE> FROM source.
+DROP TABLE IF EXISTS bench.members CASCADE;
+CREATE TABLE bench.members AS
+SELECT i AS id, (random() * 5000)::int AS employees,
+       (ARRAY['Healthcare', 'Retail', 'Finance', 'Tech', 'Energy'])[1 + (i % 5)] AS industry,
+       round((random() * 200000)::numeric, 2) AS arr
+FROM generate_series(1, 1000000) i;
+ALTER TABLE bench.members ADD PRIMARY KEY (id);
+VACUUM ANALYZE bench.members;
+
+DELETE FROM segments.segmentation WHERE name = 'members';
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('members', 'bench.members', 'id');
+INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES
+  ('members', 'Strategic', 1, '{"all": [{"attr": "employees", "op": ">=", "value": 4000}, {"attr": "arr", "op": ">=", "value": 150000}]}'),
+  ('members', 'Enterprise', 2, '{"attr": "employees", "op": ">=", "value": 3000}'),
+  ('members', 'Regulated', 3, '{"attr": "industry", "op": "in", "value": ["Healthcare", "Finance"]}'),
+  ('members', 'SMB', 4, 'true');
+
+CREATE TEMP TABLE timings (what text, ms float8);
+DO $$
+DECLARE
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1..3 LOOP
+        DROP TABLE IF EXISTS bench.hand_assignment;
+        CREATE TABLE bench.hand_assignment (key text, segment text);
+        t0 := clock_timestamp();
+        INSERT INTO bench.hand_assignment
+        SELECT id::text, CASE WHEN employees >= 4000 AND arr >= 150000 THEN 'Strategic' WHEN employees >= 3000 THEN 'Enterprise'
+                              WHEN industry IN ('Healthcare', 'Finance') THEN 'Regulated' ELSE 'SMB' END
+        FROM bench.members;
+        INSERT INTO timings VALUES ('baseline: INSERT ... SELECT key, CASE', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    END LOOP;
+END $$;
+
+-- each refresh is its own transaction, as a scheduled job's would be
+TRUNCATE segments.membership;
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM segments.refresh('members');
+INSERT INTO timings VALUES ('first refresh', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000);
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM segments.refresh('members');
+INSERT INTO timings VALUES ('refresh, no change', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000);
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM segments.refresh('members');
+INSERT INTO timings VALUES ('refresh, no change', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000);
+UPDATE bench.members SET employees = employees + 3500 WHERE id % 100 = 0 AND employees < 1000;
+UPDATE bench.members SET employees = 10 WHERE id % 100 = 0 AND employees >= 4500;
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM segments.refresh('members');
+INSERT INTO timings VALUES ('refresh after ~1% changed', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000);
+
+SELECT what, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric) AS ms,
+       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) /
+              (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM timings WHERE what LIKE 'baseline%'))::numeric, 2) AS ratio
+FROM timings GROUP BY what ORDER BY ratio;
