@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 pub mod api;
 pub mod error;
 pub mod metrics;
+pub mod models;
 pub mod rules;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -40,6 +41,21 @@ extension_sql_file!(
     "../sql/membership.sql",
     name = "membership",
     requires = ["definitions"]
+);
+extension_sql_file!(
+    "../sql/models.sql",
+    name = "models",
+    requires = [
+        api::models::kmeans,
+        api::models::choose_k,
+        api::models::segmentation_from_clusters,
+        api::models::bgnbd_expected,
+        api::models::p_alive,
+        api::models::expected_spend,
+        api::models::predicted_clv,
+        api::models::sbg_survival,
+        api::models::sbg_retention
+    ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 

@@ -4,7 +4,7 @@
 //! so a row costs a few additions rather than an array copy. Declarations are in sql/metrics.sql.
 
 use super::row::numeric_to_f64;
-use super::{c_function, raise, raise_with, OrRaise};
+use super::{arg, c_function, composite, f8, raise, raise_with, OrRaise};
 use crate::metrics::{self, layout, Interval, Moments};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -77,16 +77,6 @@ unsafe fn state_mut<'a>(
             std::slice::from_raw_parts_mut(data, len),
             pg_sys::Datum::from(arr),
         )
-    }
-}
-
-unsafe fn arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datum> {
-    unsafe {
-        if i >= (*fcinfo).nargs as usize {
-            return None; // the shorter overload of an aggregate: the argument takes its default
-        }
-        let a = (*fcinfo).args.as_slice(i + 1)[i];
-        (!a.isnull).then_some(a.value)
     }
 }
 
@@ -241,29 +231,6 @@ fn clv_final(state: Vec<f64>) -> Option<f64> {
 #[pg_extern(immutable, parallel_safe, strict)]
 fn clv(arpa: f64, gross_margin: f64, churn_rate: f64) -> f64 {
     metrics::clv(arpa, gross_margin, churn_rate).or_raise()
-}
-
-/// Builds a value of the function's declared composite return type.
-unsafe fn composite(
-    fcinfo: pg_sys::FunctionCallInfo,
-    values: &[Option<pg_sys::Datum>],
-) -> pg_sys::Datum {
-    unsafe {
-        let rettype = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
-        let desc = pg_sys::lookup_rowtype_tupdesc(rettype, -1);
-        let datums: Vec<pg_sys::Datum> = values
-            .iter()
-            .map(|v| v.unwrap_or(pg_sys::Datum::from(0)))
-            .collect();
-        let mut nulls: Vec<bool> = values.iter().map(|v| v.is_none()).collect();
-        let tuple = pg_sys::heap_form_tuple(desc, datums.as_ptr() as *mut _, nulls.as_mut_ptr());
-        pg_sys::DecrTupleDescRefCount(desc);
-        pg_sys::Datum::from((*tuple).t_data)
-    }
-}
-
-fn f8(x: f64) -> Option<pg_sys::Datum> {
-    Some(pg_sys::Datum::from(x.to_bits()))
 }
 
 unsafe fn interval_result(fcinfo: pg_sys::FunctionCallInfo, iv: Option<Interval>) -> pg_sys::Datum {

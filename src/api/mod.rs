@@ -3,9 +3,11 @@
 
 pub mod aggregates;
 pub mod classify;
+pub mod models;
 pub mod row;
 
 use crate::error::SegError;
+use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -73,3 +75,36 @@ macro_rules! c_function {
     };
 }
 pub(crate) use c_function;
+
+/// Builds a value of the function's declared composite return type.
+pub unsafe fn composite(
+    fcinfo: pg_sys::FunctionCallInfo,
+    values: &[Option<pg_sys::Datum>],
+) -> pg_sys::Datum {
+    unsafe {
+        let rettype = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
+        let desc = pg_sys::lookup_rowtype_tupdesc(rettype, -1);
+        let datums: Vec<pg_sys::Datum> = values
+            .iter()
+            .map(|v| v.unwrap_or(pg_sys::Datum::from(0)))
+            .collect();
+        let mut nulls: Vec<bool> = values.iter().map(|v| v.is_none()).collect();
+        let tuple = pg_sys::heap_form_tuple(desc, datums.as_ptr() as *mut _, nulls.as_mut_ptr());
+        pg_sys::DecrTupleDescRefCount(desc);
+        pg_sys::Datum::from((*tuple).t_data)
+    }
+}
+
+pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datum> {
+    unsafe {
+        if i >= (*fcinfo).nargs as usize {
+            return None; // the shorter overload of an aggregate: the argument takes its default
+        }
+        let a = (*fcinfo).args.as_slice(i + 1)[i];
+        (!a.isnull).then_some(a.value)
+    }
+}
+
+pub fn f8(x: f64) -> Option<pg_sys::Datum> {
+    Some(pg_sys::Datum::from(x.to_bits()))
+}

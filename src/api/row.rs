@@ -148,6 +148,30 @@ impl RowReader {
             let typid = (*header).t_choice.t_datum.datum_typeid;
             let typmod = (*header).t_choice.t_datum.datum_typmod;
             let desc = pg_sys::lookup_rowtype_tupdesc(typid, typmod);
+            let relation = if typid == pg_sys::RECORDOID {
+                "record".to_string()
+            } else {
+                CStr::from_ptr(pg_sys::format_type_be(typid))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let reader = Self::from_desc(desc, typid, typmod, relation);
+            pg_sys::DecrTupleDescRefCount(desc);
+            reader
+        }
+    }
+
+    /// A reader for tuples of a known descriptor (e.g. a query result).
+    ///
+    /// # Safety
+    /// `desc` must be a valid tuple descriptor.
+    pub unsafe fn from_desc(
+        desc: pg_sys::TupleDesc,
+        typid: pg_sys::Oid,
+        typmod: i32,
+        relation: String,
+    ) -> Self {
+        unsafe {
             let natts = (*desc).natts as usize;
             let storage = (*desc)
                 .attrs
@@ -164,15 +188,7 @@ impl RowReader {
                     },
                 })
                 .collect();
-            let relation = if typid == pg_sys::RECORDOID {
-                "record".to_string()
-            } else {
-                CStr::from_ptr(pg_sys::format_type_be(typid))
-                    .to_string_lossy()
-                    .into_owned()
-            };
             let columns = TupleColumns::new(desc, relation);
-            pg_sys::DecrTupleDescRefCount(desc);
             let utf8 = pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32;
             RowReader {
                 typid,
@@ -185,6 +201,11 @@ impl RowReader {
                 utf8,
             }
         }
+    }
+
+    /// The raw value of column `col` of the row last stored (None when NULL).
+    pub fn datum(&self, col: usize) -> Option<pg_sys::Datum> {
+        (!self.nulls[col]).then(|| self.values[col])
     }
 
     /// Limit deforming to the columns `used` (0-based positions).

@@ -1,0 +1,152 @@
+-- Discovery and prediction: RFM, BG/NBD, Gamma-Gamma and shifted-beta-geometric models (see src/models/).
+
+CREATE TYPE segments.rfm_summary AS (frequency integer, recency float8, t float8, monetary float8);
+COMMENT ON TYPE segments.rfm_summary IS
+    'Repeat purchase days, time from first to last purchase, time from first purchase to the end of observation, mean repeat purchase value';
+CREATE TYPE segments.bgnbd_params AS (r float8, alpha float8, a float8, b float8, log_likelihood float8, n bigint);
+COMMENT ON TYPE segments.bgnbd_params IS 'Fitted BG/NBD model: Gamma(r, alpha) purchase rates, Beta(a, b) dropout, with the log-likelihood and customers';
+CREATE TYPE segments.gamma_gamma_params AS (p float8, q float8, v float8, log_likelihood float8, n bigint);
+COMMENT ON TYPE segments.gamma_gamma_params IS 'Fitted Gamma-Gamma spend model, with the log-likelihood and the repeat buyers it was fitted on';
+CREATE TYPE segments.sbg_params AS (alpha float8, beta float8, log_likelihood float8);
+COMMENT ON TYPE segments.sbg_params IS 'Fitted shifted-beta-geometric model: Beta(alpha, beta) churn probabilities';
+
+-- RFM: one row per order, grouped by customer
+CREATE FUNCTION segments._rfm_accum(internal, timestamptz, numeric, timestamptz, text) RETURNS internal
+    AS 'MODULE_PATHNAME', '_rfm_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rfm_accum(internal, timestamptz, numeric, timestamptz) RETURNS internal
+    AS 'MODULE_PATHNAME', '_rfm_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rfm_final(internal) RETURNS segments.rfm_summary
+    AS 'MODULE_PATHNAME', '_rfm_final' LANGUAGE c PARALLEL SAFE;
+CREATE AGGREGATE segments.rfm(order_time timestamptz, amount numeric, observation_end timestamptz, time_unit text) (
+    SFUNC = segments._rfm_accum, STYPE = internal, FINALFUNC = segments._rfm_final);
+CREATE AGGREGATE segments.rfm(order_time timestamptz, amount numeric, observation_end timestamptz) (
+    SFUNC = segments._rfm_accum, STYPE = internal, FINALFUNC = segments._rfm_final);
+COMMENT ON AGGREGATE segments.rfm(timestamptz, numeric, timestamptz, text) IS
+    'RFM summary of one customer''s orders (GROUP BY customer): same-day orders merged, orders after observation_end ignored; time_unit day, week (default), month or year';
+COMMENT ON AGGREGATE segments.rfm(timestamptz, numeric, timestamptz) IS 'RFM summary in weeks';
+
+-- Model fits: the rows of floats are collected, then fitted by maximum likelihood in the final function
+CREATE FUNCTION segments._rows_accum(internal, float8, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', '_rows_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rows_accum(internal, float8, float8, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', '_rows_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rows_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', '_rows_combine' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rows_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', '_rows_serialize' LANGUAGE c STRICT PARALLEL SAFE;
+CREATE FUNCTION segments._rows_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', '_rows_deserialize' LANGUAGE c STRICT PARALLEL SAFE;
+CREATE FUNCTION segments._bgnbd_final(internal) RETURNS segments.bgnbd_params
+    AS 'MODULE_PATHNAME', '_bgnbd_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._gamma_gamma_final(internal) RETURNS segments.gamma_gamma_params
+    AS 'MODULE_PATHNAME', '_gamma_gamma_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._sbg_final(internal) RETURNS segments.sbg_params
+    AS 'MODULE_PATHNAME', '_sbg_final' LANGUAGE c PARALLEL SAFE;
+
+CREATE AGGREGATE segments.bgnbd_fit(frequency float8, recency float8, t float8) (
+    SFUNC = segments._rows_accum, STYPE = internal, FINALFUNC = segments._bgnbd_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.bgnbd_fit(float8, float8, float8) IS
+    'Maximum-likelihood BG/NBD over customers'' (frequency, recency, T); rows with a NULL are skipped';
+CREATE AGGREGATE segments.gamma_gamma_fit(frequency float8, monetary float8) (
+    SFUNC = segments._rows_accum, STYPE = internal, FINALFUNC = segments._gamma_gamma_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.gamma_gamma_fit(float8, float8) IS
+    'Maximum-likelihood Gamma-Gamma spend model over repeat buyers (frequency > 0); others are skipped';
+CREATE AGGREGATE segments.sbg_fit(period float8, alive float8) (
+    SFUNC = segments._rows_accum, STYPE = internal, FINALFUNC = segments._sbg_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.sbg_fit(float8, float8) IS
+    'Shifted-beta-geometric fit to a survival curve: (period 0, 1, 2, ..., customers still active)';
+
+-- Predictions from fitted parameters
+CREATE FUNCTION segments.bgnbd_expected(params segments.bgnbd_params, horizon float8, frequency float8,
+                                        recency float8, t float8) RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN segments._bgnbd_expected(params.r, params.alpha, params.a, params.b, horizon, frequency, recency, t);
+COMMENT ON FUNCTION segments.bgnbd_expected(segments.bgnbd_params, float8, float8, float8, float8) IS
+    'Expected purchases in the next `horizon` time units for a customer with this (frequency, recency, T)';
+
+CREATE FUNCTION segments.p_alive(params segments.bgnbd_params, frequency float8, recency float8, t float8) RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN segments._p_alive(params.r, params.alpha, params.a, params.b, frequency, recency, t);
+COMMENT ON FUNCTION segments.p_alive(segments.bgnbd_params, float8, float8, float8) IS
+    'Probability that the customer is still active (BG/NBD)';
+
+CREATE FUNCTION segments.expected_spend(params segments.gamma_gamma_params, frequency float8, monetary float8) RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN segments._expected_spend(params.p, params.q, params.v, frequency, monetary);
+COMMENT ON FUNCTION segments.expected_spend(segments.gamma_gamma_params, float8, float8) IS
+    'Expected mean spend per purchase given the customer''s frequency and mean repeat spend (Gamma-Gamma)';
+
+CREATE FUNCTION segments.predicted_clv(bgnbd segments.bgnbd_params, gamma_gamma segments.gamma_gamma_params,
+                                       frequency float8, recency float8, t float8, monetary float8,
+                                       months integer DEFAULT 12, monthly_discount float8 DEFAULT 0.01,
+                                       time_unit text DEFAULT 'week') RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN segments._predicted_clv(bgnbd.r, bgnbd.alpha, bgnbd.a, bgnbd.b, gamma_gamma.p, gamma_gamma.q, gamma_gamma.v,
+                               frequency, recency, t, monetary, months, monthly_discount, time_unit);
+COMMENT ON FUNCTION segments.predicted_clv(segments.bgnbd_params, segments.gamma_gamma_params, float8, float8, float8, float8, integer, float8, text) IS
+    'Discounted value of the next `months` months: Σ expected purchases in month m × expected spend / (1 + monthly_discount)^m';
+
+CREATE FUNCTION segments.sbg_survival(params segments.sbg_params, t float8) RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN segments._sbg_survival(params.alpha, params.beta, t);
+COMMENT ON FUNCTION segments.sbg_survival(segments.sbg_params, float8) IS 'Share of a cohort still active after t periods: B(α, β + t) / B(α, β)';
+CREATE FUNCTION segments.sbg_retention(params segments.sbg_params, t float8) RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN segments._sbg_retention(params.alpha, params.beta, t);
+COMMENT ON FUNCTION segments.sbg_retention(segments.sbg_params, float8) IS 'Retention rate in period t: (β + t − 1) / (α + β + t − 1)';
+
+-- Named RFM segments from 1-5 scores; the map is a table users can edit (kept by pg_dump)
+CREATE TABLE segments.rfm_segment_map (
+    segment  text PRIMARY KEY,
+    priority integer NOT NULL UNIQUE,
+    r_min int NOT NULL, r_max int NOT NULL, f_min int NOT NULL, f_max int NOT NULL, m_min int NOT NULL, m_max int NOT NULL
+);
+COMMENT ON TABLE segments.rfm_segment_map IS 'RFM score ranges of the named segments; the first match by priority wins';
+COMMENT ON COLUMN segments.rfm_segment_map.segment IS 'Segment name';
+COMMENT ON COLUMN segments.rfm_segment_map.priority IS 'Lower is tried first';
+COMMENT ON COLUMN segments.rfm_segment_map.r_min IS 'Lowest recency score (1-5, 5 = most recent)';
+COMMENT ON COLUMN segments.rfm_segment_map.r_max IS 'Highest recency score';
+COMMENT ON COLUMN segments.rfm_segment_map.f_min IS 'Lowest frequency score (1-5, 5 = most frequent)';
+COMMENT ON COLUMN segments.rfm_segment_map.f_max IS 'Highest frequency score';
+COMMENT ON COLUMN segments.rfm_segment_map.m_min IS 'Lowest monetary score (1-5, 5 = highest value)';
+COMMENT ON COLUMN segments.rfm_segment_map.m_max IS 'Highest monetary score';
+INSERT INTO segments.rfm_segment_map VALUES
+    ('Champions',          1, 4, 5, 4, 5, 4, 5),
+    ('Can''t Lose Them',   2, 1, 1, 4, 5, 4, 5),
+    ('New',                3, 4, 5, 1, 1, 1, 5),
+    ('Promising',          4, 3, 3, 1, 1, 1, 5),
+    ('Lost',               5, 1, 1, 1, 2, 1, 5),
+    ('Loyal',              6, 2, 5, 3, 5, 3, 5),
+    ('Potential Loyalist', 7, 3, 5, 1, 3, 1, 5),
+    ('At Risk',            8, 1, 2, 2, 5, 2, 5),
+    ('Need Attention',     9, 2, 3, 2, 3, 1, 5),
+    ('About to Sleep',    10, 2, 3, 1, 2, 1, 5),
+    ('Hibernating',       11, 1, 2, 1, 2, 1, 5);
+SELECT pg_catalog.pg_extension_config_dump('segments.rfm_segment_map', '');
+
+CREATE FUNCTION segments.rfm_segment(r integer, f integer, m integer) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE found_segment text;
+BEGIN
+    IF r NOT BETWEEN 1 AND 5 OR f NOT BETWEEN 1 AND 5 OR m NOT BETWEEN 1 AND 5 THEN
+        RAISE EXCEPTION 'RFM scores must be 1-5, got r=%, f=%, m=%', r, f, m
+            USING ERRCODE = '22003', HINT = 'score with ntile(5) OVER (ORDER BY ...)';
+    END IF;
+    SELECT s.segment INTO found_segment FROM segments.rfm_segment_map s
+    WHERE r BETWEEN s.r_min AND s.r_max AND f BETWEEN s.f_min AND s.f_max AND m BETWEEN s.m_min AND s.m_max
+    ORDER BY s.priority LIMIT 1;
+    RETURN coalesce(found_segment, 'Others');
+END $$;
+COMMENT ON FUNCTION segments.rfm_segment(integer, integer, integer) IS
+    'The named RFM segment (Champions, Loyal, ..., Lost) of 1-5 recency, frequency and monetary scores, from segments.rfm_segment_map';
+
+COMMENT ON FUNCTION segments.kmeans(regclass, text[], integer, integer, integer, integer, boolean) IS
+    'k-means++ clusters of a relation on numeric features: size, centroid (in the features'' units) and within-cluster sum of squares';
+COMMENT ON FUNCTION segments.choose_k(regclass, text[], integer, integer, integer, integer, boolean, integer) IS
+    'Inertia and mean silhouette for each k in k_min..k_max (silhouette on a seeded sample above sample_size rows)';
+COMMENT ON FUNCTION segments.segmentation_from_clusters(text, regclass, text, text[], integer, integer, integer, boolean) IS
+    'Fits k-means and saves the clusters as a segmentation whose segments have nearest-centroid rules';

@@ -1,0 +1,349 @@
+//! k-means: greedy k-means++ seeding, Lloyd iterations, best of n_init runs by inertia, silhouette scores.
+//! Deterministic for a seed. Points live in one flat row-major buffer.
+
+use crate::error::{Result, SegError};
+
+/// SplitMix64: small, fast and reproducible across platforms.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// n points of d features, row-major.
+pub struct Points {
+    pub d: usize,
+    pub data: Vec<f64>,
+}
+
+impl Points {
+    pub fn n(&self) -> usize {
+        if self.d == 0 {
+            0
+        } else {
+            self.data.len() / self.d
+        }
+    }
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+
+    /// Centers each feature on its mean and divides by its (population) standard deviation, as scikit-learn's
+    /// StandardScaler does; returns (center, scale). A constant feature keeps scale 1.
+    pub fn standardize(&mut self) -> (Vec<f64>, Vec<f64>) {
+        let (n, d) = (self.n() as f64, self.d);
+        let mut center = vec![0.0; d];
+        let mut scale = vec![0.0; d];
+        for i in 0..self.n() {
+            for j in 0..d {
+                center[j] += self.data[i * d + j];
+            }
+        }
+        center.iter_mut().for_each(|c| *c /= n);
+        for i in 0..self.n() {
+            for j in 0..d {
+                scale[j] += (self.data[i * d + j] - center[j]).powi(2);
+            }
+        }
+        scale
+            .iter_mut()
+            .for_each(|s| *s = if *s > 0.0 { (*s / n).sqrt() } else { 1.0 });
+        for i in 0..self.n() {
+            for j in 0..d {
+                self.data[i * d + j] = (self.data[i * d + j] - center[j]) / scale[j];
+            }
+        }
+        (center, scale)
+    }
+}
+
+fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+#[derive(Debug, Clone)]
+pub struct Clustering {
+    /// k × d, row-major
+    pub centroids: Vec<f64>,
+    pub labels: Vec<usize>,
+    pub sizes: Vec<usize>,
+    /// within-cluster sum of squares, per cluster
+    pub inertia: Vec<f64>,
+    pub iterations: usize,
+}
+
+impl Clustering {
+    pub fn total_inertia(&self) -> f64 {
+        self.inertia.iter().sum()
+    }
+    pub fn centroid(&self, c: usize, d: usize) -> &[f64] {
+        &self.centroids[c * d..(c + 1) * d]
+    }
+}
+
+/// Greedy k-means++: each new center is the best (lowest potential) of 2 + ln k candidates drawn in
+/// proportion to squared distance from the centers so far.
+fn seed_centers(p: &Points, k: usize, rng: &mut Rng) -> Vec<f64> {
+    let (n, d) = (p.n(), p.d);
+    let trials = 2 + (k as f64).ln() as usize;
+    let mut centers = Vec::with_capacity(k * d);
+    let first = (rng.next_f64() * n as f64) as usize;
+    centers.extend_from_slice(p.row(first.min(n - 1)));
+    let mut closest: Vec<f64> = (0..n).map(|i| sq_dist(p.row(i), &centers[..d])).collect();
+    let mut potential: f64 = closest.iter().sum();
+    for _ in 1..k {
+        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        for _ in 0..trials {
+            let target = rng.next_f64() * potential;
+            let mut acc = 0.0;
+            let mut pick = n - 1;
+            for (i, c) in closest.iter().enumerate() {
+                acc += c;
+                if acc > target {
+                    pick = i;
+                    break;
+                }
+            }
+            let dists: Vec<f64> = (0..n)
+                .map(|i| closest[i].min(sq_dist(p.row(i), p.row(pick))))
+                .collect();
+            let pot: f64 = dists.iter().sum();
+            if best.as_ref().is_none_or(|b| pot < b.0) {
+                best = Some((pot, pick, dists));
+            }
+        }
+        let (pot, pick, dists) = best.expect("at least one trial");
+        centers.extend_from_slice(p.row(pick));
+        closest = dists;
+        potential = pot;
+    }
+    centers
+}
+
+/// Lloyd iterations from `centers` until no label changes (or max_iter).
+fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize) -> Clustering {
+    let (n, d) = (p.n(), p.d);
+    let mut labels = vec![usize::MAX; n];
+    let mut iterations = 0;
+    let mut sums = vec![0.0; k * d];
+    let mut counts = vec![0usize; k];
+    for _ in 0..max_iter {
+        iterations += 1;
+        let mut changed = false;
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        counts.iter_mut().for_each(|c| *c = 0);
+        for i in 0..n {
+            let x = p.row(i);
+            let (mut best, mut best_d) = (0, f64::INFINITY);
+            for c in 0..k {
+                let dist = sq_dist(x, &centers[c * d..(c + 1) * d]);
+                if dist < best_d {
+                    best_d = dist;
+                    best = c;
+                }
+            }
+            if labels[i] != best {
+                labels[i] = best;
+                changed = true;
+            }
+            counts[best] += 1;
+            for j in 0..d {
+                sums[best * d + j] += x[j];
+            }
+        }
+        if !changed {
+            break;
+        }
+        for c in 0..k {
+            if counts[c] > 0 {
+                for j in 0..d {
+                    centers[c * d + j] = sums[c * d + j] / counts[c] as f64;
+                }
+            } else {
+                // an empty cluster takes the point farthest from its center
+                let far = (0..n)
+                    .max_by(|&a, &b| {
+                        let da = sq_dist(p.row(a), &centers[labels[a] * d..(labels[a] + 1) * d]);
+                        let db = sq_dist(p.row(b), &centers[labels[b] * d..(labels[b] + 1) * d]);
+                        da.total_cmp(&db)
+                    })
+                    .unwrap_or(0);
+                centers[c * d..(c + 1) * d].copy_from_slice(p.row(far));
+            }
+        }
+    }
+    let mut inertia = vec![0.0; k];
+    for i in 0..n {
+        inertia[labels[i]] += sq_dist(p.row(i), &centers[labels[i] * d..(labels[i] + 1) * d]);
+    }
+    Clustering {
+        centroids: centers,
+        labels,
+        sizes: counts,
+        inertia,
+        iterations,
+    }
+}
+
+/// Best of `n_init` seeded runs by total inertia.
+pub fn kmeans(
+    p: &Points,
+    k: usize,
+    seed: u64,
+    n_init: usize,
+    max_iter: usize,
+) -> Result<Clustering> {
+    if k < 1 {
+        return Err(SegError::invalid_argument(
+            format!("k must be at least 1, got {k}"),
+            "",
+        ));
+    }
+    if p.n() < k {
+        return Err(SegError::invalid_argument(
+            format!(
+                "k-means with k = {k} needs at least {k} points, got {}",
+                p.n()
+            ),
+            "choose a smaller k or check that the features are not NULL",
+        ));
+    }
+    if n_init < 1 || max_iter < 1 {
+        return Err(SegError::invalid_argument(
+            "n_init and max_iter must be at least 1",
+            "",
+        ));
+    }
+    if p.data.iter().any(|x| !x.is_finite()) {
+        return Err(SegError::invalid_argument(
+            "k-means features must be finite numbers",
+            "filter out NaN and infinite values",
+        ));
+    }
+    let mut rng = Rng::new(seed);
+    let mut best: Option<Clustering> = None;
+    for _ in 0..n_init {
+        let centers = seed_centers(p, k, &mut rng);
+        let run = lloyd(p, k, centers, max_iter);
+        if best
+            .as_ref()
+            .is_none_or(|b| run.total_inertia() < b.total_inertia())
+        {
+            best = Some(run);
+        }
+    }
+    Ok(best.expect("n_init >= 1"))
+}
+
+/// Mean silhouette coefficient of a labelling; a point alone in its cluster scores 0.
+pub fn silhouette(p: &Points, labels: &[usize], k: usize) -> f64 {
+    let n = p.n();
+    if n < 2 || k < 2 {
+        return 0.0;
+    }
+    let mut sizes = vec![0usize; k];
+    labels.iter().for_each(|&l| sizes[l] += 1);
+    let mut total = 0.0;
+    let mut sums = vec![0.0; k];
+    for i in 0..n {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for j in 0..n {
+            if i != j {
+                sums[labels[j]] += sq_dist(p.row(i), p.row(j)).sqrt();
+            }
+        }
+        let own = labels[i];
+        if sizes[own] <= 1 {
+            continue;
+        }
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = (0..k)
+            .filter(|&c| c != own && sizes[c] > 0)
+            .map(|c| sums[c] / sizes[c] as f64)
+            .fold(f64::INFINITY, f64::min);
+        if b.is_finite() && a.max(b) > 0.0 {
+            total += (b - a) / a.max(b);
+        }
+    }
+    total / n as f64
+}
+
+/// A seeded sample of `size` distinct row indexes (all rows when there are fewer).
+pub fn sample_rows(n: usize, size: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if n <= size {
+        return idx;
+    }
+    let mut rng = Rng::new(seed);
+    for i in 0..size {
+        let j = i + (rng.next_f64() * (n - i) as f64) as usize;
+        idx.swap(i, j.min(n - 1));
+    }
+    idx.truncate(size);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs() -> Points {
+        // three well separated groups of 4 points
+        let mut data = vec![];
+        for (cx, cy) in [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)] {
+            for (dx, dy) in [(0.1, 0.1), (-0.1, 0.1), (0.1, -0.1), (-0.1, -0.1)] {
+                data.extend([cx + dx, cy + dy]);
+            }
+        }
+        Points { d: 2, data }
+    }
+
+    #[test]
+    fn finds_separated_clusters_deterministically() {
+        let p = blobs();
+        let a = kmeans(&p, 3, 7, 5, 100).unwrap();
+        let b = kmeans(&p, 3, 7, 5, 100).unwrap();
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.sizes.iter().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+        // each cluster: 4 points at distance² 0.02 from their center
+        assert!((a.total_inertia() - 12.0 * 0.02).abs() < 1e-12);
+        assert!(silhouette(&p, &a.labels, 3) > 0.95);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let p = blobs();
+        assert!(kmeans(&p, 20, 0, 1, 10).is_err());
+        assert!(kmeans(&p, 0, 0, 1, 10).is_err());
+        let nan = Points {
+            d: 1,
+            data: vec![1.0, f64::NAN],
+        };
+        assert!(kmeans(&nan, 1, 0, 1, 10).is_err());
+    }
+
+    #[test]
+    fn standardize_matches_population_std() {
+        let mut p = Points {
+            d: 1,
+            data: vec![1.0, 2.0, 3.0, 4.0],
+        };
+        let (c, s) = p.standardize();
+        assert_eq!(c, vec![2.5]);
+        assert!((s[0] - 1.25f64.sqrt()).abs() < 1e-15);
+        assert!((p.data.iter().sum::<f64>()).abs() < 1e-12);
+    }
+}

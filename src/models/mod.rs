@@ -1,0 +1,6 @@
+//! Discovery and prediction: k-means clustering, RFM summaries and customer-lifetime models. Pure Rust.
+
+pub mod kmeans;
+pub mod lifetime;
+pub mod optimize;
+pub mod rfm;
