@@ -133,8 +133,10 @@ fn seed_centers(p: &Points, k: usize, rng: &mut Rng) -> Vec<f64> {
     centers
 }
 
-/// Lloyd iterations from `centers` until no label changes (or max_iter).
-fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize) -> Clustering {
+/// Lloyd iterations from `centers` until no label changes, the centers move less than `tol` (summed
+/// squared shift, as scikit-learn measures it), or max_iter; then a last assignment so that labels, sizes
+/// and inertia belong to the final centers.
+fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize, tol: f64) -> Clustering {
     let (n, d) = (p.n(), p.d);
     let mut labels = vec![usize::MAX; n];
     let mut iterations = 0;
@@ -167,6 +169,7 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize) -> Cluste
         if !changed {
             break;
         }
+        let previous = centers.clone();
         for c in 0..k {
             if counts[c] > 0 {
                 for j in 0..d {
@@ -184,10 +187,25 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize) -> Cluste
                 centers[c * d..(c + 1) * d].copy_from_slice(p.row(far));
             }
         }
+        if sq_dist(&previous, &centers) <= tol {
+            break;
+        }
     }
     let mut inertia = vec![0.0; k];
+    counts.iter_mut().for_each(|c| *c = 0);
     for i in 0..n {
-        inertia[labels[i]] += sq_dist(p.row(i), &centers[labels[i] * d..(labels[i] + 1) * d]);
+        let x = p.row(i);
+        let (mut best, mut best_d) = (0, f64::INFINITY);
+        for c in 0..k {
+            let dist = sq_dist(x, &centers[c * d..(c + 1) * d]);
+            if dist < best_d {
+                best_d = dist;
+                best = c;
+            }
+        }
+        labels[i] = best;
+        counts[best] += 1;
+        inertia[best] += best_d;
     }
     Clustering {
         centroids: centers,
@@ -196,6 +214,23 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize) -> Cluste
         inertia,
         iterations,
     }
+}
+
+/// Convergence: centers moving less than this share of the data's mean feature variance (scikit-learn's default).
+const TOLERANCE: f64 = 1e-4;
+
+fn mean_variance(p: &Points) -> f64 {
+    let (n, d) = (p.n() as f64, p.d);
+    (0..d)
+        .map(|j| {
+            let mean = (0..p.n()).map(|i| p.data[i * d + j]).sum::<f64>() / n;
+            (0..p.n())
+                .map(|i| (p.data[i * d + j] - mean).powi(2))
+                .sum::<f64>()
+                / n
+        })
+        .sum::<f64>()
+        / d as f64
 }
 
 /// Best of `n_init` seeded runs by total inertia.
@@ -233,11 +268,12 @@ pub fn kmeans(
             "filter out NaN and infinite values",
         ));
     }
+    let tol = TOLERANCE * mean_variance(p);
     let mut rng = Rng::new(seed);
     let mut best: Option<Clustering> = None;
     for _ in 0..n_init {
         let centers = seed_centers(p, k, &mut rng);
-        let run = lloyd(p, k, centers, max_iter);
+        let run = lloyd(p, k, centers, max_iter, tol);
         if best
             .as_ref()
             .is_none_or(|b| run.total_inertia() < b.total_inertia())

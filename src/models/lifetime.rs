@@ -5,6 +5,7 @@
 use super::optimize::nelder_mead;
 use crate::error::{Result, SegError};
 use crate::metrics::stats::ln_gamma;
+use std::collections::BTreeMap;
 
 fn ln_beta(a: f64, b: f64) -> f64 {
     ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
@@ -129,6 +130,7 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     sum
 }
 
+#[derive(Debug)]
 pub struct Fit<P> {
     pub params: P,
     pub log_likelihood: f64,
@@ -163,9 +165,49 @@ pub fn fit_bgnbd(customers: &[Rfm]) -> Result<Fit<BgNbd>> {
         a: p[2].exp(),
         b: p[3].exp(),
     };
+    // Customers grouped by frequency (the gamma and beta terms depend on x alone), identical (t_x, T) merged.
+    let mut groups: BTreeMap<u64, BTreeMap<(u64, u64), f64>> = BTreeMap::new();
+    for c in customers {
+        *groups
+            .entry(c.frequency as u64)
+            .or_default()
+            .entry((c.recency.to_bits(), c.t.to_bits()))
+            .or_insert(0.0) += 1.0;
+    }
+    let groups: Vec<(f64, Vec<(f64, f64, f64)>)> = groups
+        .into_iter()
+        .map(|(x, cs)| {
+            (
+                x as f64,
+                cs.into_iter()
+                    .map(|((tx, t), w)| (f64::from_bits(tx), f64::from_bits(t), w))
+                    .collect(),
+            )
+        })
+        .collect();
     let nll = |p: &[f64]| {
-        let m = params(p);
-        -customers.iter().map(|c| m.ll(c)).sum::<f64>()
+        let BgNbd { r, alpha, a, b } = params(p);
+        let base = ln_beta(a, b);
+        let mut ll = 0.0;
+        for (x, cs) in &groups {
+            let x = *x;
+            let common = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+            let alive = ln_beta(a, b + x) - base + common;
+            let dropped = if x > 0.0 {
+                ln_beta(a + 1.0, b + x - 1.0) - base + common
+            } else {
+                0.0
+            };
+            for &(tx, t, w) in cs {
+                let la = alive - (r + x) * (alpha + t).ln();
+                ll += w * if x > 0.0 {
+                    log_add(la, dropped - (r + x) * (alpha + tx).ln())
+                } else {
+                    la
+                };
+            }
+        }
+        -ll
     };
     let mean_t = customers.iter().map(|c| c.t).sum::<f64>() / customers.len() as f64;
     let m = nelder_mead(nll, &[0.0, mean_t.max(1e-3).ln(), 0.0, 0.0], 1e-13, 40_000);
