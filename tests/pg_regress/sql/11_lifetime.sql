@@ -43,11 +43,14 @@ SELECT bool_and(abs(segments.p_alive(bg, frequency, recency, t)
        bool_and(abs(segments.expected_spend(gg, frequency, monetary) - (gg).p * ((gg).v + frequency * monetary) / ((gg).p * frequency + (gg).q - 1)) < 1e-9) AS spend_formula
 FROM cdnow.rfm, cdnow.fits;
 
--- against lifetimes 0.11.3 given the same parameters (BetaGeoFitter.conditional_expected_number_of_purchases_up_to_time
--- and conditional_probability_alive for customer 509): 12.823256639805559 and 0.94645305
-SELECT abs(segments.bgnbd_expected(bg, 39, frequency, recency, t) / 12.823256639805559 - 1) < 1e-6 AS expected_matches_lifetimes,
-       abs(segments.p_alive(bg, frequency, recency, t) - 0.94645305) < 1e-8 AS p_alive_matches_lifetimes
-FROM cdnow.rfm, cdnow.fits WHERE customer_id = 509;
+-- against lifetimes 0.11.3 given the same parameters (BetaGeoFitter with params_ r = 0.24259450823591788,
+-- alpha = 4.413601146287799, a = 0.7929230035060278, b = 2.4259103913404596: conditional_expected_number_of_purchases_up_to_time(39, ...)
+-- and conditional_probability_alive(...) for customer 509 give 12.823256639805559 and 0.94645305)
+SELECT abs(segments.bgnbd_expected(p, 39, frequency, recency, t) / 12.823256639805559 - 1) < 1e-9 AS expected_matches_lifetimes,
+       abs(segments.p_alive(p, frequency, recency, t) - 0.94645305) < 1e-8 AS p_alive_matches_lifetimes
+FROM cdnow.rfm,
+     (SELECT ROW(0.24259450823591788, 4.413601146287799, 0.7929230035060278, 2.4259103913404596, NULL, NULL)::segments.bgnbd_params AS p) x
+WHERE customer_id = 509;
 -- predicted CLV is the discounted sum of monthly expected purchases × expected spend (a month = 365.25/12 days)
 SELECT abs(segments.predicted_clv(bg, gg, frequency, recency, t, monetary, 12, 0.01) - (
            SELECT sum((segments.bgnbd_expected(bg, m * 365.25 / 12 / 7, frequency, recency, t)
