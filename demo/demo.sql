@@ -77,3 +77,48 @@ SELECT segments.to_sql('contract');
 \echo '## 8. Coverage and quality of the value segmentation'
 SELECT segment, path, accounts, round(100 * share::numeric, 1) AS pct, shadowed, below_min_size
 FROM segments.coverage('value');
+
+\echo
+\echo '## 9. Membership over time: refresh, ten accounts change contract, refresh again'
+CREATE TABLE telco.live AS SELECT customer_id, contract, monthly_charges, tenure, churned FROM telco.customers;
+ALTER TABLE telco.live ADD PRIMARY KEY (customer_id);
+INSERT INTO segments.segmentation (name, source, key_column, description)
+VALUES ('plan', 'telco.live', 'customer_id', 'Contract, tracked over time');
+INSERT INTO segments.segment (segmentation, name, priority, rule)
+SELECT 'plan', name, priority, rule FROM segments.segment WHERE segmentation = 'contract';
+SELECT 'first refresh' AS step, * FROM segments.refresh('plan');
+SELECT clock_timestamp() AS before_change \gset
+UPDATE telco.live SET contract = 'One year'
+WHERE customer_id IN (SELECT customer_id FROM telco.live WHERE contract = 'Month-to-month' ORDER BY customer_id LIMIT 10);
+SELECT 'after 10 upgrades' AS step, * FROM segments.refresh('plan');
+\echo 'Migration matrix between the two refreshes:'
+SELECT coalesce(from_segment, '(entered)') AS from_segment, coalesce(to_segment, '(left)') AS to_segment, accounts
+FROM segments.transitions('plan', :'before_change', now() + interval '1 minute');
+
+\echo
+\echo '## 10. Segments discovered by k-means (tenure, monthly charges; standardized)'
+SELECT segment, size, round(centroid[1]::numeric, 1) AS tenure_months, round(centroid[2]::numeric, 2) AS monthly_charges
+FROM segments.segmentation_from_clusters('clusters', 'telco.customers', 'customer_id',
+                                         ARRAY['tenure', 'monthly_charges'], 4, seed => 1)
+ORDER BY segment;
+SELECT segments.segment_of(c, 'clusters') AS segment, count(*) AS accounts,
+       round(100 * segments.churn_rate(churned)::numeric, 1) AS churn_pct
+FROM telco.customers c GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '## 11. Customer lifetime value on CDNOW (BG/NBD + Gamma-Gamma, fitted in the database)'
+CREATE TABLE cdnow.rfm AS
+SELECT customer_id, (segments.rfm(order_date, amount, '1997-09-30')).* FROM cdnow.orders GROUP BY 1;
+CREATE TABLE cdnow.fits AS
+SELECT (SELECT segments.bgnbd_fit(frequency, recency, t) FROM cdnow.rfm) AS bg,
+       (SELECT segments.gamma_gamma_fit(frequency, monetary) FROM cdnow.rfm) AS gg;
+SELECT round((bg).r::numeric, 3) AS r, round((bg).alpha::numeric, 3) AS alpha, round((bg).a::numeric, 3) AS a,
+       round((bg).b::numeric, 3) AS b, round((gg).p::numeric, 2) AS p, round((gg).q::numeric, 2) AS q,
+       round((gg).v::numeric, 2) AS v
+FROM cdnow.fits;
+\echo 'Top 10 customers by predicted 12-month CLV:'
+SELECT customer_id, frequency, round((t - recency)::numeric, 1) AS weeks_since_last,
+       round(segments.p_alive(bg, frequency, recency, t)::numeric, 3) AS p_alive,
+       round(segments.predicted_clv(bg, gg, frequency, recency, t, monetary, 12, 0.01)::numeric, 2) AS clv_12m
+FROM cdnow.rfm, cdnow.fits
+ORDER BY 5 DESC, 1 LIMIT 10;
