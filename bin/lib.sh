@@ -24,7 +24,7 @@ as_cluster_user() {
 
 install_prerequisites() {
   local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
-                clang libclang-dev sudo build-essential pkg-config python3 python3-venv)
+                clang libclang-dev sudo build-essential pkg-config python3 python3-pip python3-venv bc)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
