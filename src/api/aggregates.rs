@@ -4,7 +4,7 @@
 //! so a row costs a few additions rather than an array copy. Declarations are in sql/metrics.sql.
 
 use super::row::numeric_to_f64;
-use super::{arg, c_function, composite, f8, raise, raise_with, OrRaise};
+use super::{arg, c_function, composite, f8, new_state, raise, raise_with, state_arg, OrRaise};
 use crate::metrics::{self, layout, Interval, Moments};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -287,29 +287,10 @@ c_function!(pg_finfo__nps_ci_final, _nps_ci_final, |fcinfo| {
 // with serialize/deserialize for parallel workers.
 type Groups = BTreeMap<String, Moments>;
 
-unsafe fn groups_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<&'a mut Groups> {
-    unsafe { arg(fcinfo, i).map(|d| &mut *d.cast_mut_ptr::<Groups>()) }
-}
-
-unsafe fn new_groups(fcinfo: pg_sys::FunctionCallInfo) -> &'static mut Groups {
-    unsafe {
-        let mut cx = std::ptr::null_mut();
-        if pg_sys::AggCheckCallContext(fcinfo, &mut cx) == 0 {
-            raise_with(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "separation state functions can only be called by the aggregate".into(),
-                None,
-                None,
-            );
-        }
-        &mut *PgMemoryContexts::For(cx).leak_and_drop_on_delete(Groups::new())
-    }
-}
-
 c_function!(pg_finfo__separation_accum, _separation_accum, |fcinfo| {
-    let groups = match groups_arg(fcinfo, 0) {
+    let groups = match state_arg::<Groups>(fcinfo, 0) {
         Some(g) => g,
-        None => new_groups(fcinfo),
+        None => new_state(fcinfo, Groups::new()),
     };
     if let (Some(seg), Some(value)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
         let x = f64::from_bits(value.value() as u64);
@@ -328,11 +309,11 @@ c_function!(
     pg_finfo__separation_combine,
     _separation_combine,
     |fcinfo| {
-        let target = match groups_arg(fcinfo, 0) {
+        let target = match state_arg::<Groups>(fcinfo, 0) {
             Some(g) => g,
-            None => new_groups(fcinfo),
+            None => new_state(fcinfo, Groups::new()),
         };
-        if let Some(other) = groups_arg(fcinfo, 1) {
+        if let Some(other) = state_arg::<Groups>(fcinfo, 1) {
             for (k, m) in other.iter() {
                 let t = target.entry(k.clone()).or_default();
                 t.n += m.n;
@@ -348,7 +329,7 @@ c_function!(
     pg_finfo__separation_serialize,
     _separation_serialize,
     |fcinfo| {
-        let groups = groups_arg(fcinfo, 0)
+        let groups = state_arg::<Groups>(fcinfo, 0)
             .map(|g| &*g)
             .cloned()
             .unwrap_or_default();
@@ -371,7 +352,7 @@ c_function!(
             .and_then(|d| Vec::<u8>::from_datum(d, false))
             .unwrap_or_default();
         let rows: Vec<(String, f64, f64, f64)> = serde_json::from_slice(&bytes).unwrap_or_default();
-        let groups = new_groups(fcinfo);
+        let groups = new_state(fcinfo, Groups::new());
         for (k, n, sum, sum_sq) in rows {
             groups.insert(k, Moments { n, sum, sum_sq });
         }
@@ -380,7 +361,7 @@ c_function!(
 );
 
 c_function!(pg_finfo__separation_final, _separation_final, |fcinfo| {
-    let groups: Vec<Moments> = groups_arg(fcinfo, 0)
+    let groups: Vec<Moments> = state_arg::<Groups>(fcinfo, 0)
         .map(|g| g.values().copied().collect())
         .unwrap_or_default();
     match metrics::separation(&groups) {

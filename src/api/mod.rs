@@ -10,7 +10,7 @@ use crate::error::SegError;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::PgSqlErrorCode;
+use pgrx::{PgMemoryContexts, PgSqlErrorCode};
 
 /// Reports a core error as an ERROR with its SQLSTATE, detail and hint. Never returns.
 pub fn raise(e: SegError) -> ! {
@@ -107,4 +107,28 @@ pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::
 
 pub fn f8(x: f64) -> Option<pg_sys::Datum> {
     Some(pg_sys::Datum::from(x.to_bits()))
+}
+
+/// Internal aggregate states are Rust values leaked into the aggregate's memory context and dropped with it.
+unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    unsafe {
+        let mut cx = std::ptr::null_mut();
+        if pg_sys::AggCheckCallContext(fcinfo, &mut cx) == 0 {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "aggregate state functions can only be called by their aggregate".into(),
+                None,
+                None,
+            );
+        }
+        cx
+    }
+}
+
+pub unsafe fn state_arg<'a, T>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<&'a mut T> {
+    unsafe { arg(fcinfo, i).map(|d| &mut *d.cast_mut_ptr::<T>()) }
+}
+
+pub unsafe fn new_state<T>(fcinfo: pg_sys::FunctionCallInfo, value: T) -> &'static mut T {
+    unsafe { &mut *PgMemoryContexts::For(agg_context(fcinfo)).leak_and_drop_on_delete(value) }
 }

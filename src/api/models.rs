@@ -2,7 +2,7 @@
 //! turned into segments, the RFM aggregate, and the lifetime-model fits and predictions.
 
 use super::row::{RowReader, TupleColumns};
-use super::{arg, c_function, composite, f8, raise, raise_with, OrRaise};
+use super::{arg, c_function, composite, f8, new_state, raise, raise_with, state_arg, OrRaise};
 use crate::error::SegError;
 use crate::models::kmeans::{kmeans as fit_kmeans, sample_rows, silhouette, Clustering, Points};
 use crate::models::lifetime::{self, BgNbd, GammaGamma, Rfm, Sbg};
@@ -11,7 +11,7 @@ use crate::rules::sql::quote_ident;
 use crate::rules::{ColumnType, Columns};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgMemoryContexts, PgRelation};
+use pgrx::{JsonB, PgRelation};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 
@@ -123,6 +123,39 @@ fn fit(points: &Points, k: i32, seed: i32, n_init: i32, max_iter: i32) -> Cluste
     .or_raise()
 }
 
+/// A clustering of a relation, with the scaling it was fitted under.
+struct Fitted {
+    c: Clustering,
+    d: usize,
+    center: Vec<f64>,
+    scale: Vec<f64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit_relation(
+    source: &PgRelation,
+    features: &[String],
+    k: i32,
+    seed: i32,
+    n_init: i32,
+    max_iter: i32,
+    standardize: bool,
+) -> Fitted {
+    let (mut points, _) = read_points(source, features);
+    let d = points.d;
+    let (center, scale) = if standardize {
+        points.standardize()
+    } else {
+        (vec![0.0; d], vec![1.0; d])
+    };
+    Fitted {
+        c: fit(&points, k, seed, n_init, max_iter),
+        d,
+        center,
+        scale,
+    }
+}
+
 /// Cluster order: largest first (ties by index), so "Cluster 1" is the biggest.
 fn by_size(c: &Clustering) -> Vec<usize> {
     let mut order: Vec<usize> = (0..c.sizes.len()).collect();
@@ -157,14 +190,12 @@ fn kmeans(
         name!(inertia, f64),
     ),
 > {
-    let (mut points, _) = read_points(&source, &features);
-    let d = points.d;
-    let (center, scale) = if standardize {
-        points.standardize()
-    } else {
-        (vec![0.0; d], vec![1.0; d])
-    };
-    let c = fit(&points, k, seed, n_init, max_iter);
+    let Fitted {
+        c,
+        d,
+        center,
+        scale,
+    } = fit_relation(&source, &features, k, seed, n_init, max_iter, standardize);
     let rows: Vec<_> = by_size(&c)
         .into_iter()
         .enumerate()
@@ -245,14 +276,12 @@ fn segmentation_from_clusters(
         name!(centroid, Vec<f64>),
     ),
 > {
-    let (mut points, _) = read_points(&source, &features);
-    let d = points.d;
-    let (center, scale) = if standardize {
-        points.standardize()
-    } else {
-        (vec![0.0; d], vec![1.0; d])
-    };
-    let c = fit(&points, k, seed, n_init, 300);
+    let Fitted {
+        c,
+        d,
+        center,
+        scale,
+    } = fit_relation(&source, &features, k, seed, n_init, 300, standardize);
     let order = by_size(&c);
     let centroids: Vec<Vec<f64>> = order.iter().map(|&i| c.centroid(i, d).to_vec()).collect();
     let description = format!(
@@ -293,29 +322,6 @@ struct RfmState {
     days: BTreeMap<i32, f64>,
     end_day: i32,
     unit: f64,
-}
-
-unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
-    unsafe {
-        let mut cx = std::ptr::null_mut();
-        if pg_sys::AggCheckCallContext(fcinfo, &mut cx) == 0 {
-            raise_with(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "aggregate state functions can only be called by their aggregate".into(),
-                None,
-                None,
-            );
-        }
-        cx
-    }
-}
-
-unsafe fn state_arg<'a, T>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<&'a mut T> {
-    unsafe { arg(fcinfo, i).map(|d| &mut *d.cast_mut_ptr::<T>()) }
-}
-
-unsafe fn new_state<T>(fcinfo: pg_sys::FunctionCallInfo, value: T) -> &'static mut T {
-    unsafe { &mut *PgMemoryContexts::For(agg_context(fcinfo)).leak_and_drop_on_delete(value) }
 }
 
 unsafe fn day_of(timestamptz: pg_sys::Datum) -> i32 {

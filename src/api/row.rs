@@ -213,7 +213,9 @@ impl RowReader {
         self.needed = used.into_iter().map(|i| i + 1).max().unwrap_or(0);
     }
 
-    pub fn same_type(&self, header: pg_sys::HeapTupleHeader) -> bool {
+    /// # Safety
+    /// `header` must be a detoasted composite datum.
+    pub unsafe fn same_type(&self, header: pg_sys::HeapTupleHeader) -> bool {
         unsafe {
             (*header).t_choice.t_datum.datum_typeid == self.typid
                 && (*header).t_choice.t_datum.datum_typmod == self.typmod

@@ -31,11 +31,7 @@ pub struct Points {
 
 impl Points {
     pub fn n(&self) -> usize {
-        if self.d == 0 {
-            0
-        } else {
-            self.data.len() / self.d
-        }
+        self.data.len().checked_div(self.d).unwrap_or(0)
     }
     pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.d..(i + 1) * self.d]
@@ -47,16 +43,16 @@ impl Points {
         let (n, d) = (self.n() as f64, self.d);
         let mut center = vec![0.0; d];
         let mut scale = vec![0.0; d];
-        for i in 0..self.n() {
-            for j in 0..d {
-                center[j] += self.data[i * d + j];
-            }
+        for row in self.data.chunks_exact(d) {
+            center.iter_mut().zip(row).for_each(|(c, x)| *c += x);
         }
         center.iter_mut().for_each(|c| *c /= n);
-        for i in 0..self.n() {
-            for j in 0..d {
-                scale[j] += (self.data[i * d + j] - center[j]).powi(2);
-            }
+        for row in self.data.chunks_exact(d) {
+            scale
+                .iter_mut()
+                .zip(row)
+                .zip(&center)
+                .for_each(|((s, x), c)| *s += (x - c).powi(2));
         }
         scale
             .iter_mut()
@@ -72,6 +68,18 @@ impl Points {
 
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// The closest of the centers (row-major, d wide) and its squared distance; ties go to the lower index.
+fn nearest(x: &[f64], centers: &[f64], d: usize) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (c, center) in centers.chunks_exact(d).enumerate() {
+        let dist = sq_dist(x, center);
+        if dist < best.1 {
+            best = (c, dist);
+        }
+    }
+    best
 }
 
 #[derive(Debug, Clone)]
@@ -147,18 +155,11 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize, tol: f64)
         let mut changed = false;
         sums.iter_mut().for_each(|s| *s = 0.0);
         counts.iter_mut().for_each(|c| *c = 0);
-        for i in 0..n {
+        for (i, label) in labels.iter_mut().enumerate() {
             let x = p.row(i);
-            let (mut best, mut best_d) = (0, f64::INFINITY);
-            for c in 0..k {
-                let dist = sq_dist(x, &centers[c * d..(c + 1) * d]);
-                if dist < best_d {
-                    best_d = dist;
-                    best = c;
-                }
-            }
-            if labels[i] != best {
-                labels[i] = best;
+            let (best, _) = nearest(x, &centers, d);
+            if *label != best {
+                *label = best;
                 changed = true;
             }
             counts[best] += 1;
@@ -193,17 +194,9 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize, tol: f64)
     }
     let mut inertia = vec![0.0; k];
     counts.iter_mut().for_each(|c| *c = 0);
-    for i in 0..n {
-        let x = p.row(i);
-        let (mut best, mut best_d) = (0, f64::INFINITY);
-        for c in 0..k {
-            let dist = sq_dist(x, &centers[c * d..(c + 1) * d]);
-            if dist < best_d {
-                best_d = dist;
-                best = c;
-            }
-        }
-        labels[i] = best;
+    for (i, label) in labels.iter_mut().enumerate() {
+        let (best, best_d) = nearest(p.row(i), &centers, d);
+        *label = best;
         counts[best] += 1;
         inertia[best] += best_d;
     }
@@ -353,7 +346,7 @@ mod tests {
         let a = kmeans(&p, 3, 7, 5, 100).unwrap();
         let b = kmeans(&p, 3, 7, 5, 100).unwrap();
         assert_eq!(a.labels, b.labels);
-        assert_eq!(a.sizes.iter().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+        assert_eq!(a.sizes.to_vec(), vec![4, 4, 4]);
         // each cluster: 4 points at distance² 0.02 from their center
         assert!((a.total_inertia() - 12.0 * 0.02).abs() < 1e-12);
         assert!(silhouette(&p, &a.labels, 3) > 0.95);

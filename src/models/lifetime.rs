@@ -174,7 +174,9 @@ pub fn fit_bgnbd(customers: &[Rfm]) -> Result<Fit<BgNbd>> {
             .entry((c.recency.to_bits(), c.t.to_bits()))
             .or_insert(0.0) += 1.0;
     }
-    let groups: Vec<(f64, Vec<(f64, f64, f64)>)> = groups
+    // (x, [(t_x, T, customers)])
+    type Group = (f64, Vec<(f64, f64, f64)>);
+    let groups: Vec<Group> = groups
         .into_iter()
         .map(|(x, cs)| {
             (
