@@ -42,11 +42,11 @@ COMMENT ON COLUMN segments.current_membership.account_key IS 'The account''s key
 COMMENT ON COLUMN segments.current_membership.segment IS 'The segment';
 COMMENT ON COLUMN segments.current_membership.since IS 'When the account entered the segment';
 
-CREATE FUNCTION segments._segmentation(name text) RETURNS segments.segmentation
+CREATE FUNCTION segments._definition(name text) RETURNS segments.segmentation
 LANGUAGE plpgsql STABLE AS $$
 DECLARE g segments.segmentation;
 BEGIN
-    SELECT * INTO g FROM segments.segmentation s WHERE s.name = _segmentation.name;
+    SELECT * INTO g FROM segments.segmentation s WHERE s.name = _definition.name;
     IF NOT FOUND THEN
         PERFORM segments.ruleset(name);  -- raises 42704 with the list of defined segmentations
     END IF;
@@ -63,7 +63,7 @@ END $$;
 -- the accounts whose keys `scope` selects. It closes memberships that no longer hold, opens new ones,
 -- optionally notifies, and returns (entered, left, moved, unchanged, writes). The main query reads
 -- `closed` before `opened`, so an account's old range is closed before its new one is inserted.
-CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at timestamptz) RETURNS text
+CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at text, into_clause text DEFAULT '') RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     exclusive boolean := g.mode = 'exclusive';
@@ -95,30 +95,32 @@ BEGIN
                    n.segment AS new_segment, o.row_id
             FROM now_rows n FULL JOIN open_rows o ON o.account_key = n.account_key %10$s
         ), closed AS (
-            UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$L::timestamptz)
+            UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$s)
             FROM pairs p WHERE m.ctid = p.row_id AND p.new_segment IS DISTINCT FROM p.old_segment
             RETURNING m.account_key
         ), opened AS (
             INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
-            SELECT %1$L, p.account_key, p.new_segment, tstzrange(%7$L::timestamptz, NULL), %8$L FROM pairs p
+            SELECT %1$L, p.account_key, p.new_segment, tstzrange(%7$s, NULL), %8$L FROM pairs p
             WHERE p.new_segment IS NOT NULL AND p.new_segment IS DISTINCT FROM p.old_segment
             RETURNING account_key
         ), notified AS (
             SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
                        'account', account_key, 'from', old_segment, 'to', new_segment)::text)) AS n
-            FROM pairs WHERE %9$L AND new_segment IS DISTINCT FROM old_segment
+            FROM pairs WHERE (SELECT s.notify FROM segments.segmentation s WHERE s.name = %1$L)
+              AND new_segment IS DISTINCT FROM old_segment
         )
         SELECT count(*) FILTER (WHERE old_segment IS NULL) AS entered,
                count(*) FILTER (WHERE new_segment IS NULL) AS "left",
                count(*) FILTER (WHERE new_segment <> old_segment) AS moved,
                count(*) FILTER (WHERE new_segment = old_segment) AS unchanged,
                (SELECT n FROM notified) + (SELECT count(*) FROM closed) + (SELECT count(*) FROM opened) AS writes
+        %9$s
         FROM pairs
     $q$, g.name, g.key_column, g.source, assigned,
          -- the source is filtered on its key in the key's own type, so its index serves a tracked change
          CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END,
          CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END,
-         at, exclusive, g.notify,
+         at, exclusive, into_clause,
          CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END);
 END $$;
 
@@ -133,13 +135,14 @@ CREATE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "lef
                                  OUT unchanged bigint)
 LANGUAGE plpgsql SET enable_mergejoin = off SET work_mem = '256MB' AS $$
 DECLARE
-    g segments.segmentation := segments._segmentation(segmentation);
+    g segments.segmentation := segments._definition(segmentation);
     ignored bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
     -- a duplicate key trips the unique index on open memberships: say what is wrong
     BEGIN
-        EXECUTE segments._sync_sql(g, NULL, clock_timestamp()) INTO entered, "left", moved, unchanged, ignored;
+        EXECUTE segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz')
+            INTO entered, "left", moved, unchanged, ignored;
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
             USING ERRCODE = '23505', DETAIL = SQLERRM,
@@ -153,7 +156,7 @@ COMMENT ON FUNCTION segments.refresh(text) IS
 CREATE FUNCTION segments.segment_at(segmentation text, account_key text, at timestamptz DEFAULT now()) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    g segments.segmentation := segments._segmentation(segmentation);
+    g segments.segmentation := segments._definition(segmentation);
     found_segment text;
 BEGIN
     SELECT m.segment INTO found_segment
@@ -168,7 +171,7 @@ COMMENT ON FUNCTION segments.segment_at(text, text, timestamptz) IS
 CREATE FUNCTION segments.transitions(segmentation text, from_time timestamptz, to_time timestamptz)
 RETURNS TABLE (from_segment text, to_segment text, accounts bigint)
 LANGUAGE plpgsql STABLE AS $$
-DECLARE g segments.segmentation := segments._segmentation(segmentation);
+DECLARE g segments.segmentation := segments._definition(segmentation);
 BEGIN
     RETURN QUERY
     SELECT f.segment, t.segment, count(*)
@@ -182,45 +185,58 @@ COMMENT ON FUNCTION segments.transitions(text, timestamptz, timestamptz) IS
     'Migration matrix: accounts by segment at from_time and at to_time; from NULL = entered, to NULL = left';
 
 -- Live mode: statement-level triggers on the source table keep membership current in the same transaction.
-CREATE FUNCTION segments._track() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    g segments.segmentation := segments._segmentation(TG_ARGV[0]);
-    scope text;
-    ignored bigint;
-BEGIN
-    -- the keys this statement touched; %1$s is left for the cast to text where membership is filtered
-    scope := CASE TG_OP
-        WHEN 'INSERT' THEN format('SELECT k.%I%%1$s FROM segments_new k', g.key_column)
-        WHEN 'DELETE' THEN format('SELECT k.%I%%1$s FROM segments_old k', g.key_column)
-        ELSE format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
-    END;
-    PERFORM pg_advisory_xact_lock_shared(segments._lock_key(g.name));
-    EXECUTE segments._sync_sql(g, scope, clock_timestamp()) INTO ignored, ignored, ignored, ignored, ignored;
-    RETURN NULL;
-END $$;
-
+-- track() writes one trigger function per segmentation and operation with the synchronising statement as
+-- static SQL, so PL/pgSQL plans it once per session instead of once per data change.
 CREATE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name LANGUAGE sql IMMUTABLE
     RETURN ('segments_track_' || op || '_' || left(md5(segmentation), 12))::name;
 
-CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = segments._trigger_name(segmentation, op)) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(segmentation, op), source);
+        END IF;
+        EXECUTE format('DROP FUNCTION IF EXISTS segments.%I()', segments._trigger_name(segmentation, op));
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql SET client_min_messages = warning AS $$
 DECLARE
-    g segments.segmentation := segments._segmentation(segmentation);
+    g segments.segmentation := segments._definition(segmentation);
     op text;
+    scope text;
 BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
             USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = g.source AND tgname = segments._trigger_name(g.name, 'insert')) THEN
-        PERFORM segments.untrack(g.name);
-    END IF;
+    PERFORM segments._drop_tracking(g.name, g.source);
     PERFORM segments.refresh(g.name);
-    FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
-                       segments._trigger_name(g.name, lower(op)), op, g.source,
-                       CASE op WHEN 'INSERT' THEN 'NEW TABLE AS segments_new' WHEN 'DELETE' THEN 'OLD TABLE AS segments_old'
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        -- the keys the statement touched; %1$s is left for the cast to text where membership is filtered
+        scope := CASE op
+            WHEN 'insert' THEN format('SELECT k.%I%%1$s FROM segments_new k', g.key_column)
+            WHEN 'delete' THEN format('SELECT k.%I%%1$s FROM segments_old k', g.key_column)
+            ELSE format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
+        END;
+        EXECUTE format($f$
+            CREATE FUNCTION segments.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+            DECLARE
+                _at timestamptz := clock_timestamp();
+                _counts record;
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared(%2$s);
+                %3$s;
+                RETURN NULL;
+            END $body$ $f$,
+            segments._trigger_name(g.name, op), segments._lock_key(g.name),
+            segments._sync_sql(g, scope, '_at', 'INTO _counts'));
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments.%I()',
+                       segments._trigger_name(g.name, op), upper(op), g.source,
+                       CASE op WHEN 'insert' THEN 'NEW TABLE AS segments_new' WHEN 'delete' THEN 'OLD TABLE AS segments_old'
                                ELSE 'NEW TABLE AS segments_new OLD TABLE AS segments_old' END,
-                       g.name);
+                       segments._trigger_name(g.name, op));
     END LOOP;
 END $$;
 COMMENT ON FUNCTION segments.track(text) IS
@@ -228,28 +244,17 @@ COMMENT ON FUNCTION segments.track(text) IS
     'transaction as every data change (NOTIFY segments_membership when the segmentation''s notify is on)';
 
 CREATE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    g segments.segmentation := segments._segmentation(segmentation);
-    op text;
+DECLARE g segments.segmentation := segments._definition(segmentation);
 BEGIN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
-        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = g.source AND tgname = segments._trigger_name(g.name, op)) THEN
-            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(g.name, op), g.source);
-        END IF;
-    END LOOP;
+    PERFORM segments._drop_tracking(g.name, g.source);
 END $$;
 COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of segments.track()';
 
 -- Deleting a segmentation removes its tracking triggers too, so data changes never trip over a missing one.
 CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE op text;
 BEGIN
     DELETE FROM segments.membership WHERE segmentation = OLD.name;
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
-        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, op)) THEN
-            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(OLD.name, op), OLD.source);
-        END IF;
-    END LOOP;
+    PERFORM segments._drop_tracking(OLD.name, OLD.source);
     RETURN OLD;
 END $$;
 CREATE TRIGGER untrack_deleted BEFORE DELETE ON segments.segmentation
@@ -267,7 +272,7 @@ CREATE FUNCTION segments.preview(segmentation text, segment text, new_rule jsonb
 RETURNS TABLE (account_key text, current_segment text, new_segment text)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    g segments.segmentation := segments._segmentation(segmentation);
+    g segments.segmentation := segments._definition(segmentation);
     current_rules jsonb := segments.ruleset(g.name);
     new_rules jsonb;
 BEGIN
