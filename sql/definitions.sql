@@ -136,6 +136,12 @@ BEGIN
                 USING ERRCODE = '42703', HINT = 'metric columns must name columns of the source';
         END IF;
     END LOOP;
+    -- memberships recorded under the old mode end now; the next refresh records them under the new one
+    IF TG_OP = 'UPDATE' AND NEW.mode IS DISTINCT FROM OLD.mode THEN
+        UPDATE segments.membership SET valid = tstzrange(lower(valid), now())
+        WHERE segmentation = OLD.name AND upper_inf(valid) AND lower(valid) < now();
+        DELETE FROM segments.membership WHERE segmentation = OLD.name AND upper_inf(valid);
+    END IF;
     IF TG_OP = 'UPDATE' AND NEW.source IS DISTINCT FROM OLD.source THEN
         FOR s IN SELECT * FROM segments.segment WHERE segmentation = NEW.name LOOP
             PERFORM segments.validate_rule(s.rule, NEW.source, format('segment "%s" rule', s.name));

@@ -23,8 +23,10 @@ CREATE TABLE segments.membership (
         (segmentation WITH =, account_key WITH =, segment WITH =, valid WITH &&) WHERE (NOT exclusive AND NOT upper_inf(valid))
         DEFERRABLE INITIALLY DEFERRED
 );
-CREATE UNIQUE INDEX membership_open ON segments.membership (segmentation, account_key, (CASE WHEN exclusive THEN '' ELSE segment END))
-    WHERE upper_inf(valid);
+CREATE UNIQUE INDEX membership_open ON segments.membership (segmentation, account_key)
+    WHERE upper_inf(valid) AND exclusive;
+CREATE UNIQUE INDEX membership_open_tags ON segments.membership (segmentation, account_key, segment)
+    WHERE upper_inf(valid) AND NOT exclusive;
 COMMENT ON TABLE segments.membership IS 'Segment membership with validity ranges, written by segments.refresh() and tracking triggers';
 COMMENT ON COLUMN segments.membership.segmentation IS 'The segmentation';
 COMMENT ON COLUMN segments.membership.account_key IS 'The account''s key (the segmentation''s key_column, as text)';
@@ -89,7 +91,7 @@ BEGIN
             %5$s
         ), open_rows AS (
             SELECT m.ctid AS row_id, m.account_key, m.segment FROM segments.membership m
-            WHERE m.segmentation = %1$L AND upper_inf(m.valid) %6$s
+            WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s
         ), pairs AS (
             SELECT coalesce(n.account_key, o.account_key) AS account_key, o.segment AS old_segment,
                    n.segment AS new_segment, o.row_id
@@ -130,10 +132,11 @@ CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sq
     RETURN hashtextextended('pg_segments.membership:' || segmentation, 0);
 
 -- Comparing every account with its open membership is a join of two large sets: hashing beats sorting
--- text keys, so refresh plans with hash joins and room for them.
+-- text keys, so refresh plans with hash joins and room for them (and no JIT: compiling the statement costs
+-- more than it saves).
 CREATE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
                                  OUT unchanged bigint)
-LANGUAGE plpgsql SET enable_mergejoin = off SET work_mem = '256MB' AS $$
+LANGUAGE plpgsql SET enable_mergejoin = off SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     ignored bigint;

@@ -89,6 +89,13 @@ SELECT segments.untrack('plan');
 SELECT count(*) AS tracking_triggers FROM pg_trigger WHERE tgrelid = 'telco.plans'::regclass AND NOT tgisinternal;
 SELECT sqlstate, message FROM error_of($$SELECT segments.track('contract')$$);
 
+-- Switching a segmentation to overlapping mode ends its exclusive memberships; refresh starts over.
+UPDATE segments.segmentation SET mode = 'overlapping' WHERE name = 'plan';
+SELECT count(*) AS open_after_mode_change FROM segments.current_membership WHERE segmentation = 'plan';
+SELECT * FROM segments.refresh('plan');
+UPDATE segments.segmentation SET mode = 'exclusive' WHERE name = 'plan';
+SELECT * FROM segments.refresh('plan');
+
 -- Bad input: clear errors, membership untouched.
 CREATE TEMP TABLE before AS SELECT * FROM segments.membership;
 SELECT * FROM error_of($$SELECT * FROM segments.refresh('no_such')$$);
