@@ -253,6 +253,18 @@ COMMENT ON FUNCTION segments.to_sql(text) IS
 COMMENT ON FUNCTION segments.validate_rule(jsonb, regclass, text) IS
     'Checks a rule against a relation''s columns; raises the first fault with its JSON path';
 
+-- A segmentation's row by name; an unknown name raises 42704 (through ruleset(), which lists the names).
+CREATE FUNCTION segments._definition(name text) RETURNS segments.segmentation
+LANGUAGE plpgsql STABLE AS $$
+DECLARE g segments.segmentation;
+BEGIN
+    SELECT * INTO g FROM segments.segmentation s WHERE s.name = _definition.name;
+    IF NOT FOUND THEN
+        PERFORM segments.ruleset(name);  -- raises 42704 with the list of defined segmentations
+    END IF;
+    RETURN g;
+END $$;
+
 ---------------------------------------------------------------------------------------------------------
 -- Coverage and quality report
 ---------------------------------------------------------------------------------------------------------
@@ -261,12 +273,8 @@ RETURNS TABLE (segment text, path text, accounts bigint, share float8, matching 
                below_min_size boolean, never_wins boolean)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    g segments.segmentation;
+    g segments.segmentation := segments._definition(segmentation);
 BEGIN
-    SELECT * INTO g FROM segments.segmentation s WHERE s.name = coverage.segmentation;
-    IF NOT FOUND THEN
-        PERFORM segments.ruleset(coverage.segmentation);  -- raises 42704 with the list of names
-    END IF;
     RETURN QUERY EXECUTE format($q$
         WITH rows AS (
             SELECT segments.segment_of(t, %1$L) AS seg, segments.segment_path(t, %1$L) AS seg_path,

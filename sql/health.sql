@@ -8,13 +8,9 @@ RETURNS TABLE (segment text, accounts bigint, account_share float8, arr numeric,
                clv float8, small_sample boolean)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    g segments.segmentation;
+    g segments.segmentation := segments._definition(segmentation);
     col text := 't.%I';
 BEGIN
-    SELECT * INTO g FROM segments.segmentation s WHERE s.name = health.segmentation;
-    IF NOT FOUND THEN
-        PERFORM segments.ruleset(health.segmentation);  -- raises 42704 with the list of names
-    END IF;
     RETURN QUERY EXECUTE format($q$
         WITH rows AS (
             SELECT segments.segment_of(t, %1$L) AS segment, %3$s::numeric AS arr, %4$s::numeric AS arr_start,

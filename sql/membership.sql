@@ -44,17 +44,6 @@ COMMENT ON COLUMN segments.current_membership.account_key IS 'The account''s key
 COMMENT ON COLUMN segments.current_membership.segment IS 'The segment';
 COMMENT ON COLUMN segments.current_membership.since IS 'When the account entered the segment';
 
-CREATE FUNCTION segments._definition(name text) RETURNS segments.segmentation
-LANGUAGE plpgsql STABLE AS $$
-DECLARE g segments.segmentation;
-BEGIN
-    SELECT * INTO g FROM segments.segmentation s WHERE s.name = _definition.name;
-    IF NOT FOUND THEN
-        PERFORM segments.ruleset(name);  -- raises 42704 with the list of defined segmentations
-    END IF;
-    RETURN g;
-END $$;
-
 CREATE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'an account of segmentation "%" has a NULL key', segmentation
