@@ -85,28 +85,29 @@ BEGIN
             SELECT coalesce(n.account_key, o.account_key) AS account_key, o.segment AS old_segment,
                    n.segment AS new_segment, o.row_id
             FROM now_rows n FULL JOIN open_rows o ON o.account_key = n.account_key %10$s
+        ), changed AS MATERIALIZED (
+            SELECT * FROM pairs WHERE new_segment IS DISTINCT FROM old_segment
         ), closed AS (
             UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$s)
-            FROM pairs p WHERE m.ctid = p.row_id AND p.new_segment IS DISTINCT FROM p.old_segment
+            FROM changed c WHERE m.ctid = c.row_id
             RETURNING m.account_key
         ), opened AS (
             INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
-            SELECT %1$L, p.account_key, p.new_segment, tstzrange(%7$s, NULL), %8$L FROM pairs p
-            WHERE p.new_segment IS NOT NULL AND p.new_segment IS DISTINCT FROM p.old_segment
+            SELECT %1$L, c.account_key, c.new_segment, tstzrange(%7$s, NULL), %8$L FROM changed c
+            WHERE c.new_segment IS NOT NULL
             RETURNING account_key
         ), notified AS (
             SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
                        'account', account_key, 'from', old_segment, 'to', new_segment)::text)) AS n
-            FROM pairs WHERE (SELECT s.notify FROM segments.segmentation s WHERE s.name = %1$L)
-              AND new_segment IS DISTINCT FROM old_segment
+            FROM changed WHERE (SELECT s.notify FROM segments.segmentation s WHERE s.name = %1$L)
         )
         SELECT count(*) FILTER (WHERE old_segment IS NULL) AS entered,
                count(*) FILTER (WHERE new_segment IS NULL) AS "left",
                count(*) FILTER (WHERE new_segment <> old_segment) AS moved,
-               count(*) FILTER (WHERE new_segment = old_segment) AS unchanged,
+               (SELECT count(*) FROM pairs WHERE new_segment = old_segment) AS unchanged,
                (SELECT n FROM notified) + (SELECT count(*) FROM closed) + (SELECT count(*) FROM opened) AS writes
         %9$s
-        FROM pairs
+        FROM changed
     $q$, g.name, g.key_column, g.source, assigned,
          -- the source is filtered on its key in the key's own type, so its index serves a tracked change
          CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END,
