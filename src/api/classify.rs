@@ -4,7 +4,7 @@
 //! lives for one execution of the query): rules are read and compiled once per query, attribute names
 //! resolved once per row type, and segment names returned as ready-made text datums.
 
-use super::row::{composite_header, varlena_bytes, RowReader, TupleColumns};
+use super::row::{composite_header, varlena_bytes, RowReader, RowView, TupleColumns};
 use super::{c_function, raise_with, OrRaise};
 use crate::rules::sql::to_sql as ruleset_sql;
 use crate::rules::{Ruleset, RulesetDef};
@@ -137,7 +137,7 @@ unsafe fn call_site<'a>(
 unsafe fn with_row(
     fcinfo: pg_sys::FunctionCallInfo,
     inline: bool,
-    f: impl FnOnce(&CallSite, &dyn crate::rules::Row) -> Option<pg_sys::Datum>,
+    f: impl FnOnce(&CallSite, &RowView) -> Option<pg_sys::Datum>,
 ) -> pg_sys::Datum {
     unsafe {
         let args = (*fcinfo).args.as_slice(2);

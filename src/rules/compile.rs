@@ -368,6 +368,14 @@ pub fn check_time_literals(rule: &Rule, columns: &dyn Columns) -> Result<()> {
     }
 }
 
+/// Equality without ordering: text compares lengths before bytes.
+fn equals(cell: &Cell, s: &Scalar) -> bool {
+    match (cell, s) {
+        (Cell::Text(a), Scalar::Text(b)) => *a == b.as_str(),
+        _ => compare(cell, s) == Some(Ordering::Equal),
+    }
+}
+
 fn compare(cell: &Cell, s: &Scalar) -> Option<Ordering> {
     match (cell, s) {
         (Cell::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
@@ -393,6 +401,7 @@ impl Check {
         match self {
             Check::IsNull => false,
             Check::NotNull => true,
+            Check::Compare(Op::Eq, s) => equals(&cell, s),
             Check::Compare(op, s) => compare(&cell, s).is_some_and(|o| match op {
                 Op::Eq => o == Ordering::Equal,
                 Op::Ne => o != Ordering::Equal,
@@ -405,9 +414,7 @@ impl Check {
                 compare(&cell, lo).is_some_and(|o| o != Ordering::Less)
                     && compare(&cell, hi).is_some_and(|o| o != Ordering::Greater)
             }
-            Check::In(list) => list
-                .iter()
-                .any(|s| compare(&cell, s) == Some(Ordering::Equal)),
+            Check::In(list) => list.iter().any(|s| equals(&cell, s)),
             Check::NotIn(list) => list
                 .iter()
                 .all(|s| matches!(compare(&cell, s), Some(o) if o != Ordering::Equal)),
@@ -423,7 +430,7 @@ impl Check {
 
 impl NearestTest {
     /// Index of the nearest centroid, or None when a feature is NULL. Ties go to the lower index.
-    pub fn nearest(&self, row: &dyn Row) -> Option<usize> {
+    pub fn nearest<R: Row + ?Sized>(&self, row: &R) -> Option<usize> {
         let n = &self.rule;
         let mut x = Vec::with_capacity(self.cols.len());
         for (j, &col) in self.cols.iter().enumerate() {
@@ -457,7 +464,8 @@ impl Expr {
         }
     }
 
-    pub fn eval(&self, row: &dyn Row) -> bool {
+    /// Generic over the row so the per-row path is monomorphized (no virtual call per cell).
+    pub fn eval<R: Row + ?Sized>(&self, row: &R) -> bool {
         match self {
             Expr::True => true,
             Expr::All(es) => es.iter().all(|e| e.eval(row)),

@@ -176,7 +176,7 @@ impl Ruleset {
 
     /// Exclusive assignment: the first matching root by priority, then its first matching child, and so on
     /// down to the most specific segment that matches. None means the default segment.
-    pub fn assign(&self, row: &dyn Row) -> Option<usize> {
+    pub fn assign<R: Row + ?Sized>(&self, row: &R) -> Option<usize> {
         let mut found = None;
         let mut level = &self.roots;
         while let Some(&i) = level.iter().find(|&&i| self.segments[i].expr.eval(row)) {
@@ -187,7 +187,7 @@ impl Ruleset {
     }
 
     /// Every segment whose rule and whose ancestors' rules all match, in (priority, name) order.
-    pub fn matches(&self, row: &dyn Row) -> Vec<usize> {
+    pub fn matches<R: Row + ?Sized>(&self, row: &R) -> Vec<usize> {
         let mut out = vec![];
         let mut stack: Vec<usize> = self.roots.clone();
         while let Some(i) = stack.pop() {
@@ -201,7 +201,7 @@ impl Ruleset {
     }
 
     /// The segment `segment_of` reports: exclusive assignment, or in overlapping mode the first match.
-    pub fn segment_of(&self, row: &dyn Row) -> Option<usize> {
+    pub fn segment_of<R: Row + ?Sized>(&self, row: &R) -> Option<usize> {
         match self.mode {
             Mode::Exclusive => self.assign(row),
             Mode::Overlapping => self.matches(row).first().copied(),
