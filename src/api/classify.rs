@@ -97,16 +97,11 @@ unsafe fn call_site<'a>(
             return &mut *cached;
         }
         let mcx = (*flinfo).fn_mcxt;
-        let mut reader = RowReader::new(header);
+        let reader = RowReader::new(header);
         let def = source.load();
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
         let ruleset = Ruleset::compile(&def, &reader.columns, now).or_raise();
-        let mut used = vec![];
-        ruleset
-            .segments
-            .iter()
-            .for_each(|s| s.expr.columns(&mut used));
-        reader.set_needed(used);
+
         let (names, paths) = PgMemoryContexts::For(mcx).switch_to(|_| {
             let names = (0..=ruleset.segments.len())
                 .map(|i| {

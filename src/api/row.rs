@@ -5,6 +5,7 @@ use crate::rules::time::USECS_PER_DAY;
 use crate::rules::{Cell, ColumnType, Columns, Row};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::Cell as Slot;
 use std::ffi::CStr;
 
 /// How to turn one column's datum into a `Cell`.
@@ -123,17 +124,17 @@ struct Storage {
 }
 
 /// A row type seen at one call site: its columns, how each is stored, and the values of the current row.
-/// Rows are deformed here, in Rust, only up to the last column a rule reads: the same work the executor
-/// does for a hand-written CASE, without a slot or a call into the server per row.
+/// Rows are deformed here, in Rust, lazily: a column is decoded (with those before it) the first time a rule
+/// reads it, so a row that fails on its first column costs one column. No slot, no call into the server.
 pub struct RowReader {
     pub typid: pg_sys::Oid,
     pub typmod: i32,
     pub columns: TupleColumns,
     storage: Vec<Storage>,
-    values: Vec<pg_sys::Datum>,
-    nulls: Vec<bool>,
-    /// deform up to this many columns (the last one a rule reads)
-    needed: usize,
+    values: Vec<Slot<pg_sys::Datum>>,
+    nulls: Vec<Slot<bool>>,
+    /// the current row, and how far it has been deformed
+    row: Slot<Deform>,
     /// the database encoding is UTF-8
     utf8: bool,
 }
@@ -195,9 +196,11 @@ impl RowReader {
                 typmod,
                 columns,
                 storage,
-                values: vec![pg_sys::Datum::from(0); natts],
-                nulls: vec![true; natts],
-                needed: natts,
+                values: (0..natts)
+                    .map(|_| Slot::new(pg_sys::Datum::from(0)))
+                    .collect(),
+                nulls: (0..natts).map(|_| Slot::new(true)).collect(),
+                row: Slot::new(Deform::default()),
                 utf8,
             }
         }
@@ -205,12 +208,8 @@ impl RowReader {
 
     /// The raw value of column `col` of the row last stored (None when NULL).
     pub fn datum(&self, col: usize) -> Option<pg_sys::Datum> {
-        (!self.nulls[col]).then(|| self.values[col])
-    }
-
-    /// Limit deforming to the columns `used` (0-based positions).
-    pub fn set_needed(&mut self, used: impl IntoIterator<Item = usize>) {
-        self.needed = used.into_iter().map(|i| i + 1).max().unwrap_or(0);
+        self.deform_to(col);
+        (!self.nulls[col].get()).then(|| self.values[col].get())
     }
 
     /// # Safety
@@ -222,30 +221,46 @@ impl RowReader {
         }
     }
 
-    /// Deforms the needed columns of a row (heap_deform_tuple's walk: null bitmap, alignment, lengths).
+    /// Makes `header` the current row; its columns are decoded on first read.
     ///
     /// # Safety
     /// `header` must be a detoasted composite datum of this reader's type, alive while the row is read.
     pub unsafe fn store(&mut self, header: pg_sys::HeapTupleHeader) {
         unsafe {
-            let infomask = (*header).t_infomask as u32;
-            let has_nulls = infomask & pg_sys::HEAP_HASNULL != 0;
-            let stored = ((*header).t_infomask2 as u32 & pg_sys::HEAP_NATTS_MASK) as usize;
+            self.row.set(Deform {
+                header,
+                has_nulls: (*header).t_infomask as u32 & pg_sys::HEAP_HASNULL != 0,
+                stored: ((*header).t_infomask2 as u32 & pg_sys::HEAP_NATTS_MASK) as usize,
+                done: 0,
+                offset: 0,
+            });
+        }
+    }
+
+    /// Decodes columns up to and including `col` (heap_deform_tuple's walk: null bitmap, alignment, lengths).
+    fn deform_to(&self, col: usize) {
+        let mut r = self.row.get();
+        if r.done > col {
+            return;
+        }
+        unsafe {
+            let header = r.header;
             let bits = (*header).t_bits.as_ptr();
             let data = (header as *const u8).add((*header).t_hoff as usize);
-            let mut off = 0usize;
-            for i in 0..self.needed {
-                if i >= stored || (has_nulls && *bits.add(i >> 3) & (1 << (i & 7)) == 0) {
-                    self.nulls[i] = true;
+            while r.done <= col {
+                let i = r.done;
+                r.done += 1;
+                if i >= r.stored || (r.has_nulls && *bits.add(i >> 3) & (1 << (i & 7)) == 0) {
+                    self.nulls[i].set(true);
                     continue;
                 }
                 let st = self.storage[i];
                 // a varlena with a 1-byte header is never padded: a non-zero byte here starts one
-                if !(st.len == -1 && *data.add(off) != 0) {
-                    off = (off + st.align - 1) & !(st.align - 1);
+                if !(st.len == -1 && *data.add(r.offset) != 0) {
+                    r.offset = (r.offset + st.align - 1) & !(st.align - 1);
                 }
-                let p = data.add(off);
-                self.values[i] = if st.byval {
+                let p = data.add(r.offset);
+                self.values[i].set(if st.byval {
                     match st.len {
                         1 => pg_sys::Datum::from(*p as i8 as i64),
                         2 => pg_sys::Datum::from(p.cast::<i16>().read_unaligned() as i64),
@@ -254,20 +269,45 @@ impl RowReader {
                     }
                 } else {
                     pg_sys::Datum::from(p)
-                };
-                self.nulls[i] = false;
-                off += match st.len {
+                });
+                self.nulls[i].set(false);
+                r.offset += match st.len {
                     -1 => pgrx::varlena::varsize_any(p as *const pg_sys::varlena),
                     -2 => CStr::from_ptr(p.cast()).to_bytes().len() + 1,
                     n => n as usize,
                 };
             }
         }
+        self.row.set(r);
     }
 
     /// The row last stored.
     pub fn view(&self) -> RowView<'_> {
         RowView { reader: self }
+    }
+}
+
+/// Where the current row stands in being deformed.
+#[derive(Debug, Clone, Copy)]
+struct Deform {
+    header: pg_sys::HeapTupleHeader,
+    has_nulls: bool,
+    stored: usize,
+    /// columns decoded so far
+    done: usize,
+    /// byte offset of the next column in the tuple data
+    offset: usize,
+}
+
+impl Default for Deform {
+    fn default() -> Self {
+        Deform {
+            header: std::ptr::null_mut(),
+            has_nulls: false,
+            stored: 0,
+            done: 0,
+            offset: 0,
+        }
     }
 }
 
@@ -316,10 +356,11 @@ pub struct RowView<'a> {
 impl Row for RowView<'_> {
     fn cell(&self, col: usize) -> Cell<'_> {
         unsafe {
-            if self.reader.nulls[col] {
+            self.reader.deform_to(col);
+            if self.reader.nulls[col].get() {
                 return Cell::Null;
             }
-            let d = self.reader.values[col];
+            let d = self.reader.values[col].get();
             match self.reader.columns.kinds[col] {
                 Kind::Bool => Cell::Bool(d.value() != 0),
                 Kind::Int2 => Cell::Int(d.value() as i16 as i64),

@@ -453,17 +453,6 @@ impl NearestTest {
 }
 
 impl Expr {
-    /// Positions of the columns this rule reads.
-    pub fn columns(&self, out: &mut Vec<usize>) {
-        match self {
-            Expr::True => {}
-            Expr::All(es) | Expr::Any(es) => es.iter().for_each(|e| e.columns(out)),
-            Expr::Not(e) => e.columns(out),
-            Expr::Test(t) => out.push(t.col),
-            Expr::Nearest(n) => out.extend(&n.cols),
-        }
-    }
-
     /// Generic over the row so the per-row path is monomorphized (no virtual call per cell).
     pub fn eval<R: Row + ?Sized>(&self, row: &R) -> bool {
         match self {
