@@ -126,7 +126,7 @@ CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sq
 -- more than it saves).
 CREATE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
                                  OUT unchanged bigint)
-LANGUAGE plpgsql SET enable_mergejoin = off SET work_mem = '256MB' SET jit = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_mergejoin = off SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     ignored bigint;
@@ -194,7 +194,8 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql SET client_min_messages = warning AS $$
+CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     op text;
@@ -236,7 +237,8 @@ COMMENT ON FUNCTION segments.track(text) IS
     'Refreshes the segmentation, then installs triggers on its source table that update membership in the same '
     'transaction as every data change (NOTIFY segments_membership when the segmentation''s notify is on)';
 
-CREATE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE g segments.segmentation := segments._definition(segmentation);
 BEGIN
     PERFORM segments._drop_tracking(g.name, g.source);
