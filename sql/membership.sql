@@ -95,6 +95,7 @@ BEGIN
             INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
             SELECT %1$L, c.account_key, c.new_segment, tstzrange(%7$s, NULL), %8$L FROM changed c
             WHERE c.new_segment IS NOT NULL
+            ORDER BY c.account_key  -- key order: the open-membership index fills page by page
             RETURNING account_key
         ), notified AS (
             SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
