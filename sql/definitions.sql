@@ -171,6 +171,18 @@ CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.segmentat
 CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.segment
     FOR EACH ROW EXECUTE FUNCTION segments._log_change();
 
+-- Backends cache parsed rulesets; every change to the definitions invalidates them everywhere.
+CREATE FUNCTION segments._invalidate_rulesets() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM segments._definitions_changed(TG_RELID::regclass);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.segmentation
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
+CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.segment
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
+
 ---------------------------------------------------------------------------------------------------------
 -- The ruleset: a segmentation's active segments as one jsonb value
 ---------------------------------------------------------------------------------------------------------

@@ -26,7 +26,11 @@ pub mod rules;
 extension_sql_file!(
     "../sql/definitions.sql",
     name = "definitions",
-    requires = [api::classify::to_sql, api::classify::validate_rule]
+    requires = [
+        api::classify::to_sql,
+        api::classify::validate_rule,
+        api::classify::definitions_changed
+    ]
 );
 extension_sql_file!(
     "../sql/metrics.sql",

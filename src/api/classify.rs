@@ -11,6 +11,8 @@ use crate::rules::{Ruleset, RulesetDef};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgMemoryContexts, PgRelation};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 struct CallSite {
     /// what the ruleset was built from: a segmentation name or the bytes of an inline ruleset
@@ -52,8 +54,31 @@ impl Source<'_> {
     }
 }
 
-/// The definitions of a segmentation, as `segments.ruleset(name)` gives them (errors 42704 if unknown).
+thread_local! {
+    /// Rulesets read in this backend, by segmentation name (None: the only one). Cleared whenever a
+    /// definition table changes (see `forget_rulesets`), so per-statement work skips the catalog read.
+    static RULESETS: RefCell<HashMap<Option<String>, serde_json::Value>> = RefCell::new(HashMap::new());
+    static LISTENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Relcache invalidation callback: the definition tables' triggers send one on every change (at the end of
+/// the statement for this backend, at commit for the others).
+unsafe extern "C-unwind" fn forget_rulesets(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    RULESETS.with(|c| c.borrow_mut().clear());
+}
+
+/// The definitions of a segmentation, as `segments.ruleset(name)` gives them (errors 42704 if unknown),
+/// without `as_of`: each statement evaluates time rules against its own transaction start.
 pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
+    if !LISTENING.with(|l| l.replace(true)) {
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_rulesets), pg_sys::Datum::from(0))
+        };
+    }
+    let key = name.map(str::to_string);
+    if let Some(json) = RULESETS.with(|c| c.borrow().get(&key).cloned()) {
+        return json;
+    }
     let json: Option<JsonB> = Spi::connect(|c| {
         c.select("SELECT segments.ruleset($1)", Some(1), &[name.into()])?
             .first()
@@ -67,7 +92,18 @@ pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
             None,
         )
     });
-    json.map(|j| j.0).unwrap_or_default()
+    let mut json = json.map(|j| j.0).unwrap_or_default();
+    if let Some(obj) = json.as_object_mut() {
+        obj.remove("as_of");
+    }
+    RULESETS.with(|c| c.borrow_mut().insert(key, json.clone()));
+    json
+}
+
+/// Called by the definition tables' statement triggers: invalidates cached rulesets in every backend.
+#[pg_extern(volatile, parallel_unsafe, name = "_definitions_changed")]
+fn definitions_changed(table: PgRelation) {
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(table.oid()) };
 }
 
 fn text_datum(s: &str) -> pg_sys::Datum {
