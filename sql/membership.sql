@@ -201,6 +201,13 @@ DECLARE
     g segments.segmentation := segments._definition(segmentation);
     op text;
     scope text;
+    touched_new text := format(
+        'SELECT CASE WHEN k.%1$I IS NULL THEN segments._null_key(%2$L) ELSE k.%1$I::text END AS account_key,
+                segments.segment_of(k, %2$L) AS segment FROM segments_new k', g.key_column, g.name);
+    touched_gone text := format(
+        'SELECT k.%1$I::text AS account_key, NULL::text AS segment FROM segments_old k
+         WHERE k.%1$I IS NOT NULL AND k.%1$I::text NOT IN (SELECT j.%1$I::text FROM %2$s j WHERE j.%1$I = k.%1$I)',
+        g.key_column, g.source);
 BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
@@ -220,13 +227,47 @@ BEGIN
             DECLARE
                 _at timestamptz := clock_timestamp();
                 _counts record;
+                _r record;
             BEGIN
                 PERFORM pg_advisory_xact_lock_shared(%2$s);
-                %3$s;
+                IF %4$s OR (SELECT count(*) FROM (%5$s) k) > 100 THEN
+                    %3$s;  -- many rows, or tags: the set-based statement refresh uses
+                    RETURN NULL;
+                END IF;
+                -- A few rows of an exclusive segmentation: look each touched account up by index and write
+                -- only the accounts whose segment changed.
+                FOR _r IN
+                    SELECT n.account_key, n.segment AS new_segment, m.segment AS old_segment, m.ctid AS row_id
+                    FROM (%6$s) n
+                    LEFT JOIN segments.membership m ON m.segmentation = %7$L AND m.account_key = n.account_key
+                         AND upper_inf(m.valid) AND m.exclusive
+                    WHERE n.segment IS DISTINCT FROM m.segment
+                LOOP
+                    IF _r.row_id IS NOT NULL THEN
+                        UPDATE segments.membership SET valid = tstzrange(lower(valid), _at) WHERE ctid = _r.row_id;
+                    END IF;
+                    IF _r.new_segment IS NOT NULL THEN
+                        INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
+                        VALUES (%7$L, _r.account_key, _r.new_segment, tstzrange(_at, NULL), true);
+                    END IF;
+                    IF (SELECT s.notify FROM segments.segmentation s WHERE s.name = %7$L) THEN
+                        PERFORM pg_notify('segments_membership', json_build_object('segmentation', %7$L,
+                            'account', _r.account_key, 'from', _r.old_segment, 'to', _r.new_segment)::text);
+                    END IF;
+                END LOOP;
                 RETURN NULL;
             END $body$ $f$,
             segments._trigger_name(g.name, op), segments._lock_key(g.name),
-            segments._sync_sql(g, scope, '_at', 'INTO _counts'));
+            segments._sync_sql(g, scope, '_at', 'INTO _counts'),
+            (g.mode <> 'exclusive')::text,
+            format(scope, ''),
+            -- the touched accounts with their segment now (NULL: gone from the source)
+            CASE op
+                WHEN 'insert' THEN touched_new
+                WHEN 'delete' THEN touched_gone
+                ELSE touched_new || ' UNION ALL ' || touched_gone
+            END,
+            g.name);
         EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments.%I()',
                        segments._trigger_name(g.name, op), upper(op), g.source,
                        CASE op WHEN 'insert' THEN 'NEW TABLE AS segments_new' WHEN 'delete' THEN 'OLD TABLE AS segments_old'

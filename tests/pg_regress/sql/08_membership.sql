@@ -80,6 +80,8 @@ BEGIN
 END $$;
 SELECT notify_name, payload FROM received ORDER BY payload ->> 'account';
 SELECT dblink_disconnect('listener');
+-- a bulk change (over 100 rows) takes the set-based path that refresh uses
+UPDATE telco.plans SET contract = 'One year' WHERE contract = 'Month-to-month' AND monthly_charges < 25;
 -- membership and live evaluation agree after all that
 SELECT count(*) AS disagreements FROM telco.plans p
 LEFT JOIN segments.current_membership m ON m.segmentation = 'plan' AND m.account_key = p.customer_id
@@ -88,6 +90,15 @@ SELECT * FROM segments.refresh('plan');
 SELECT segments.untrack('plan');
 SELECT count(*) AS tracking_triggers FROM pg_trigger WHERE tgrelid = 'telco.plans'::regclass AND NOT tgisinternal;
 SELECT sqlstate, message FROM error_of($$SELECT segments.track('contract')$$);
+-- tracking an overlapping segmentation: every tag an account gains or loses
+SELECT segments.track('tags');
+UPDATE telco.customers SET tech_support = 'Yes', partner = NOT partner WHERE customer_id IN ('0002-ORFBO', '0003-MKNFE');
+SELECT count(*) AS tag_disagreements FROM telco.customers c
+WHERE segments.segments_of(c, 'tags') IS DISTINCT FROM coalesce(
+    (SELECT array_agg(m.segment ORDER BY s.priority) FROM segments.current_membership m
+     JOIN segments.segment s ON s.segmentation = m.segmentation AND s.name = m.segment
+     WHERE m.segmentation = 'tags' AND m.account_key = c.customer_id), '{}');
+SELECT segments.untrack('tags');
 
 -- Switching a segmentation to overlapping mode ends its exclusive memberships; refresh starts over.
 UPDATE segments.segmentation SET mode = 'overlapping' WHERE name = 'plan';
