@@ -288,28 +288,36 @@ DECLARE
     g segments.segmentation := segments._definition(segmentation);
 BEGIN
     RETURN QUERY EXECUTE format($q$
-        WITH rows AS (
-            SELECT segments.segment_of(t, %1$L) AS seg, segments.segment_path(t, %1$L) AS seg_path,
-                   segments.segments_of(t, %1$L) AS hits
-            FROM %2$s t
+        WITH RECURSIVE lineage AS (
+            -- every segment paired with itself and each of its ancestors, building its path on the way up
+            SELECT s.name AS segment, s.name AS ancestor, s.parent, s.name AS path
+            FROM segments.segment s WHERE s.segmentation = %1$L
+            UNION ALL
+            SELECT l.segment, p.name, p.parent, p.name || ' > ' || l.path
+            FROM lineage l JOIN segments.segment p ON p.segmentation = %1$L AND p.name = l.parent
+        ), rows AS (
+            -- the rules run twice per account (assignment, all matches); paths come from the definitions
+            SELECT segments.segment_of(t, %1$L) AS seg, segments.segments_of(t, %1$L) AS hits FROM %2$s t
         ), total AS (SELECT count(*) AS n FROM rows),
         defs AS (
             SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
             UNION ALL SELECT %3$L, NULL
         ),
-        assigned AS (SELECT seg, min(seg_path) AS seg_path, count(*) AS n FROM rows GROUP BY seg),
+        assigned AS (SELECT seg, count(*) AS n FROM rows GROUP BY seg),
         -- a hit that is neither the assigned segment nor one of its ancestors lost on priority
         hits AS (
             SELECT h AS seg, count(*) AS matching,
-                   count(*) FILTER (WHERE h <> r.seg AND NOT (h = ANY (string_to_array(r.seg_path, ' > ')))) AS shadowed
+                   count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM lineage l WHERE l.segment = r.seg AND l.ancestor = h))
+                       AS shadowed
             FROM rows r, unnest(r.hits) h GROUP BY h
         )
-        SELECT d.name, coalesce(a.seg_path, d.name), coalesce(a.n, 0),
+        SELECT d.name, coalesce(p.path, d.name), coalesce(a.n, 0),
                coalesce(a.n, 0)::float8 / nullif((SELECT n FROM total), 0),
                coalesce(h.matching, a.n, 0), coalesce(h.shadowed, 0),
                coalesce(a.n, 0) < coalesce(%4$s, 0),
                coalesce(a.n, 0) = 0 AND coalesce(h.shadowed, 0) > 0
         FROM defs d LEFT JOIN assigned a ON a.seg = d.name LEFT JOIN hits h ON h.seg = d.name
+             LEFT JOIN lineage p ON p.segment = d.name AND p.parent IS NULL
         ORDER BY d.priority NULLS LAST, d.name
     $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'));
 END $$;

@@ -228,6 +228,7 @@ BEGIN
                 _at timestamptz := clock_timestamp();
                 _counts record;
                 _r record;
+                _notify boolean;
             BEGIN
                 PERFORM pg_advisory_xact_lock_shared(%2$s);
                 IF %4$s OR (SELECT count(*) FROM (%5$s) k) > 100 THEN
@@ -250,7 +251,10 @@ BEGIN
                         INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
                         VALUES (%7$L, _r.account_key, _r.new_segment, tstzrange(_at, NULL), true);
                     END IF;
-                    IF (SELECT s.notify FROM segments.segmentation s WHERE s.name = %7$L) THEN
+                    IF _notify IS NULL THEN
+                        SELECT s.notify INTO _notify FROM segments.segmentation s WHERE s.name = %7$L;
+                    END IF;
+                    IF _notify THEN
                         PERFORM pg_notify('segments_membership', json_build_object('segmentation', %7$L,
                             'account', _r.account_key, 'from', _r.old_segment, 'to', _r.new_segment)::text);
                     END IF;

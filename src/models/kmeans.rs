@@ -90,7 +90,6 @@ pub struct Clustering {
     pub sizes: Vec<usize>,
     /// within-cluster sum of squares, per cluster
     pub inertia: Vec<f64>,
-    pub iterations: usize,
 }
 
 impl Clustering {
@@ -147,11 +146,9 @@ fn seed_centers(p: &Points, k: usize, rng: &mut Rng) -> Vec<f64> {
 fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize, tol: f64) -> Clustering {
     let (n, d) = (p.n(), p.d);
     let mut labels = vec![usize::MAX; n];
-    let mut iterations = 0;
     let mut sums = vec![0.0; k * d];
     let mut counts = vec![0usize; k];
     for _ in 0..max_iter {
-        iterations += 1;
         let mut changed = false;
         sums.iter_mut().for_each(|s| *s = 0.0);
         counts.iter_mut().for_each(|c| *c = 0);
@@ -205,7 +202,6 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize, tol: f64)
         labels,
         sizes: counts,
         inertia,
-        iterations,
     }
 }
 

@@ -12,6 +12,11 @@ INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES
 SELECT segment, accounts, matching, shadowed, below_min_size, never_wins FROM segments.coverage('shadow');
 SELECT internet_service, count(*) FROM telco.customers GROUP BY 1 ORDER BY 1;
 
+-- In a hierarchy, matching an ancestor of the assigned segment is not an overlap; matching a sibling branch is:
+-- the 8 accounts paying exactly 70.00 match both 'High spend' (>= 70) and 'Mid spend' (35-70).
+SELECT segment, path, accounts, matching, shadowed, never_wins FROM segments.coverage('value');
+SELECT count(*) AS paying_exactly_70 FROM telco.customers WHERE monthly_charges = 70;
+
 -- Every definition change is in the audit log, with who, when, old and new row.
 SELECT table_name, operation, count(*) FROM segments.definition_log GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT operation, old_row ->> 'rule' AS old_rule, new_row ->> 'rule' AS new_rule, changed_by = session_user AS by_me
