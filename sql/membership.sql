@@ -44,6 +44,8 @@ COMMENT ON COLUMN segments.current_membership.account_key IS 'The account''s key
 COMMENT ON COLUMN segments.current_membership.segment IS 'The segment';
 COMMENT ON COLUMN segments.current_membership.since IS 'When the account entered the segment';
 
+-- Volatile on purpose: it keeps the planner from pulling the subqueries that compute keys up into joins,
+-- so rules are evaluated once per row where the row is read, and tracked keys stay index lookups.
 CREATE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'an account of segmentation "%" has a NULL key', segmentation
@@ -52,8 +54,10 @@ END $$;
 
 -- The one statement that brings membership in line with the source, for every account (scope NULL) or for
 -- the accounts whose keys `scope` selects. It closes memberships that no longer hold, opens new ones,
--- optionally notifies, and returns (entered, left, moved, unchanged, writes). The main query reads
--- `closed` before `opened`, so an account's old range is closed before its new one is inserted.
+-- optionally notifies, and returns (entered, left, moved, unchanged, side effects). Only the changed
+-- accounts are kept between steps; unchanged is counted as the open memberships that neither moved nor left.
+-- The main query runs `closed` to completion; `opened`, unread, runs after it (the executor finishes unread
+-- data-modifying CTEs last), so an account's old range is closed before its new one opens.
 CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at text, into_clause text DEFAULT '') RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -74,29 +78,26 @@ BEGIN
     -- Exclusive: one row per account, joined on the key alone, so a move is one row with both segments.
     -- Overlapping: one row per (account, segment) membership.
     RETURN format($q$
-        WITH now_rows AS (
-            SELECT CASE WHEN t.%2$I IS NULL THEN segments._null_key(%1$L) ELSE t.%2$I::text END AS account_key, s.segment
-            FROM %3$s t CROSS JOIN LATERAL %4$s
-            %5$s
-        ), open_rows AS (
-            SELECT m.ctid AS row_id, m.account_key, m.segment FROM segments.membership m
-            WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s
-        ), pairs AS (
+        WITH changed AS MATERIALIZED (
             SELECT coalesce(n.account_key, o.account_key) AS account_key, o.segment AS old_segment,
                    n.segment AS new_segment, o.row_id
-            FROM now_rows n FULL JOIN open_rows o ON o.account_key = n.account_key %10$s
-        ), changed AS MATERIALIZED (
-            SELECT * FROM pairs WHERE new_segment IS DISTINCT FROM old_segment
+            FROM (SELECT CASE WHEN t.%2$I IS NULL THEN segments._null_key(%1$L) ELSE t.%2$I::text END AS account_key,
+                         s.segment
+                  FROM %3$s t CROSS JOIN LATERAL %4$s
+                  %5$s) n
+            FULL JOIN (SELECT m.ctid AS row_id, m.account_key, m.segment FROM segments.membership m
+                       WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s) o
+                 ON o.account_key = n.account_key %10$s
+            WHERE n.segment IS DISTINCT FROM o.segment
         ), closed AS (
             UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$s)
             FROM changed c WHERE m.ctid = c.row_id
-            RETURNING m.account_key
+            RETURNING 1
         ), opened AS (
             INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
             SELECT %1$L, c.account_key, c.new_segment, tstzrange(%7$s, NULL), %8$L FROM changed c
             WHERE c.new_segment IS NOT NULL
             ORDER BY c.account_key  -- key order: the open-membership index fills page by page
-            RETURNING account_key
         ), notified AS (
             SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
                        'account', account_key, 'from', old_segment, 'to', new_segment)::text)) AS n
@@ -105,8 +106,10 @@ BEGIN
         SELECT count(*) FILTER (WHERE old_segment IS NULL) AS entered,
                count(*) FILTER (WHERE new_segment IS NULL) AS "left",
                count(*) FILTER (WHERE new_segment <> old_segment) AS moved,
-               (SELECT count(*) FROM pairs WHERE new_segment = old_segment) AS unchanged,
-               (SELECT n FROM notified) + (SELECT count(*) FROM closed) + (SELECT count(*) FROM opened) AS writes
+               (SELECT count(*) FROM segments.membership m
+                WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s)
+                 - count(old_segment) AS unchanged,
+               (SELECT count(*) FROM closed) + (SELECT n FROM notified) AS side_effects
         %9$s
         FROM changed
     $q$, g.name, g.key_column, g.source, assigned,
@@ -179,10 +182,30 @@ COMMENT ON FUNCTION segments.transitions(text, timestamptz, timestamptz) IS
     'Migration matrix: accounts by segment at from_time and at to_time; from NULL = entered, to NULL = left';
 
 -- Live mode: statement-level triggers on the source table keep membership current in the same transaction.
--- track() writes one trigger function per segmentation and operation with the synchronising statement as
--- static SQL, so PL/pgSQL plans it once per session instead of once per data change.
+-- The trigger function is written in Rust (src/api/tracking.rs): statements touching a few accounts of an
+-- exclusive segmentation are classified there with rules compiled once per session; bigger statements and
+-- overlapping segmentations run the synchronising statement below over the transition tables.
+CREATE FUNCTION segments._track() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'track_trigger' LANGUAGE c;
+COMMENT ON FUNCTION segments._track() IS 'The statement trigger segments.track() installs (argument: the segmentation)';
+
 CREATE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name LANGUAGE sql IMMUTABLE
     RETURN ('segments_track_' || op || '_' || left(md5(segmentation), 12))::name;
+
+-- The set-based statement for one tracked statement: the accounts whose keys are in the transition
+-- tables segments_new / segments_old, at the time given as $1.
+CREATE FUNCTION segments._tracking_sql(segmentation text, op text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    -- %1$s is left for the cast to text where membership is filtered
+    scope text := CASE op
+        WHEN 'insert' THEN format('SELECT k.%I%%1$s FROM segments_new k', g.key_column)
+        WHEN 'delete' THEN format('SELECT k.%I%%1$s FROM segments_old k', g.key_column)
+        ELSE format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
+    END;
+BEGIN
+    RETURN segments._sync_sql(g, scope, '$1');
+END $$;
 
 CREATE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE op text;
@@ -191,7 +214,18 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = segments._trigger_name(segmentation, op)) THEN
             EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(segmentation, op), source);
         END IF;
-        EXECUTE format('DROP FUNCTION IF EXISTS segments.%I()', segments._trigger_name(segmentation, op));
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+                       segments._trigger_name(segmentation, op), upper(op), source,
+                       CASE op WHEN 'insert' THEN 'NEW TABLE AS segments_new' WHEN 'delete' THEN 'OLD TABLE AS segments_old'
+                               ELSE 'NEW TABLE AS segments_new OLD TABLE AS segments_old' END,
+                       segmentation);
     END LOOP;
 END $$;
 
@@ -199,15 +233,6 @@ CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
-    op text;
-    scope text;
-    touched_new text := format(
-        'SELECT CASE WHEN k.%1$I IS NULL THEN segments._null_key(%2$L) ELSE k.%1$I::text END AS account_key,
-                segments.segment_of(k, %2$L) AS segment FROM segments_new k', g.key_column, g.name);
-    touched_gone text := format(
-        'SELECT k.%1$I::text AS account_key, NULL::text AS segment FROM segments_old k
-         WHERE k.%1$I IS NOT NULL AND k.%1$I::text NOT IN (SELECT j.%1$I::text FROM %2$s j WHERE j.%1$I = k.%1$I)',
-        g.key_column, g.source);
 BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
@@ -215,69 +240,7 @@ BEGIN
     END IF;
     PERFORM segments._drop_tracking(g.name, g.source);
     PERFORM segments.refresh(g.name);
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
-        -- the keys the statement touched; %1$s is left for the cast to text where membership is filtered
-        scope := CASE op
-            WHEN 'insert' THEN format('SELECT k.%I%%1$s FROM segments_new k', g.key_column)
-            WHEN 'delete' THEN format('SELECT k.%I%%1$s FROM segments_old k', g.key_column)
-            ELSE format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
-        END;
-        EXECUTE format($f$
-            CREATE FUNCTION segments.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
-            DECLARE
-                _at timestamptz := clock_timestamp();
-                _counts record;
-                _r record;
-                _notify boolean;
-            BEGIN
-                PERFORM pg_advisory_xact_lock_shared(%2$s);
-                IF %4$s OR (SELECT count(*) FROM (%5$s) k) > 100 THEN
-                    %3$s;  -- many rows, or tags: the set-based statement refresh uses
-                    RETURN NULL;
-                END IF;
-                -- A few rows of an exclusive segmentation: look each touched account up by index and write
-                -- only the accounts whose segment changed.
-                FOR _r IN
-                    SELECT n.account_key, n.segment AS new_segment, m.segment AS old_segment, m.ctid AS row_id
-                    FROM (%6$s) n
-                    LEFT JOIN segments.membership m ON m.segmentation = %7$L AND m.account_key = n.account_key
-                         AND upper_inf(m.valid) AND m.exclusive
-                    WHERE n.segment IS DISTINCT FROM m.segment
-                LOOP
-                    IF _r.row_id IS NOT NULL THEN
-                        UPDATE segments.membership SET valid = tstzrange(lower(valid), _at) WHERE ctid = _r.row_id;
-                    END IF;
-                    IF _r.new_segment IS NOT NULL THEN
-                        INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
-                        VALUES (%7$L, _r.account_key, _r.new_segment, tstzrange(_at, NULL), true);
-                    END IF;
-                    IF _notify IS NULL THEN
-                        SELECT s.notify INTO _notify FROM segments.segmentation s WHERE s.name = %7$L;
-                    END IF;
-                    IF _notify THEN
-                        PERFORM pg_notify('segments_membership', json_build_object('segmentation', %7$L,
-                            'account', _r.account_key, 'from', _r.old_segment, 'to', _r.new_segment)::text);
-                    END IF;
-                END LOOP;
-                RETURN NULL;
-            END $body$ $f$,
-            segments._trigger_name(g.name, op), segments._lock_key(g.name),
-            segments._sync_sql(g, scope, '_at', 'INTO _counts'),
-            (g.mode <> 'exclusive')::text,
-            format(scope, ''),
-            -- the touched accounts with their segment now (NULL: gone from the source)
-            CASE op
-                WHEN 'insert' THEN touched_new
-                WHEN 'delete' THEN touched_gone
-                ELSE touched_new || ' UNION ALL ' || touched_gone
-            END,
-            g.name);
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments.%I()',
-                       segments._trigger_name(g.name, op), upper(op), g.source,
-                       CASE op WHEN 'insert' THEN 'NEW TABLE AS segments_new' WHEN 'delete' THEN 'OLD TABLE AS segments_old'
-                               ELSE 'NEW TABLE AS segments_new OLD TABLE AS segments_old' END,
-                       segments._trigger_name(g.name, op));
-    END LOOP;
+    PERFORM segments._create_tracking(g.name, g.source);
 END $$;
 COMMENT ON FUNCTION segments.track(text) IS
     'Refreshes the segmentation, then installs triggers on its source table that update membership in the same '
@@ -301,9 +264,14 @@ END $$;
 CREATE TRIGGER untrack_deleted BEFORE DELETE ON segments.segmentation
     FOR EACH ROW EXECUTE FUNCTION segments._untrack_deleted();
 
+-- Renaming carries membership over, and tracking: the triggers name their segmentation.
 CREATE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE segments.membership SET segmentation = NEW.name WHERE segmentation = OLD.name;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, 'update')) THEN
+        PERFORM segments._drop_tracking(OLD.name, OLD.source);
+        PERFORM segments._create_tracking(NEW.name, NEW.source);
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER rename_membership AFTER UPDATE OF name ON segments.segmentation

@@ -65,6 +65,7 @@ thread_local! {
 /// the statement for this backend, at commit for the others).
 unsafe extern "C-unwind" fn forget_rulesets(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     RULESETS.with(|c| c.borrow_mut().clear());
+    super::tracking::forget();
 }
 
 /// The definitions of a segmentation, as `segments.ruleset(name)` gives them (errors 42704 if unknown),

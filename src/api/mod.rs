@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod classify;
 pub mod models;
 pub mod row;
+pub mod tracking;
 
 use crate::error::SegError;
 use pgrx::pg_sys;

@@ -19,6 +19,19 @@ pub enum Rule {
     Nearest(Nearest),
 }
 
+impl Rule {
+    /// Whether the rule compares against the current time (`within` / `older_than` without `as_of`), so a
+    /// compiled copy is only good for the transaction it was compiled in.
+    pub fn reads_clock(&self) -> bool {
+        match self {
+            Rule::All(rules) | Rule::Any(rules) => rules.iter().any(Rule::reads_clock),
+            Rule::Not(rule) => rule.reads_clock(),
+            Rule::Cond(c) => matches!(c.op, Op::Within | Op::OlderThan) && c.as_of.is_none(),
+            Rule::True | Rule::Nearest(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cond {
     pub path: String,

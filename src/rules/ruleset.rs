@@ -123,6 +123,11 @@ pub fn parse_segments(def: &RulesetDef) -> Result<Vec<(SegmentDef, Rule, Option<
 }
 
 impl Ruleset {
+    /// Whether evaluation depends on the time the ruleset was compiled at (see `Rule::reads_clock`).
+    pub fn reads_clock(&self) -> bool {
+        self.segments.iter().any(|s| s.rule.reads_clock())
+    }
+
     /// Compiles against `columns`; `now` is used unless the ruleset carries `as_of`.
     pub fn compile(def: &RulesetDef, columns: &dyn Columns, now: i64) -> Result<Ruleset> {
         let now = match &def.as_of {
@@ -295,6 +300,21 @@ mod tests {
         assert_eq!(seg(&acct(5000, "Mining")), "Enterprise");
         assert_eq!(seg(&acct(50, "Healthcare")), "SMB");
         assert_eq!(rs.name_of(rs.segment_of(&acct(5000, "Retail"))), "Retail");
+    }
+
+    #[test]
+    fn only_relative_time_rules_read_the_clock() {
+        let with_rule = |rule: Value| {
+            let mut d = def("exclusive");
+            d.segments[0].rule = rule;
+            Ruleset::compile(&d, &cols(), 0).unwrap().reads_clock()
+        };
+        assert!(!with_rule(json!(true)));
+        assert!(with_rule(json!({"not": {"attr": "last_login_at", "op": "within", "value": "30 days"}})));
+        assert!(with_rule(json!({"any": [{"attr": "last_login_at", "op": "older_than", "value": "1 day"}]})));
+        assert!(!with_rule(
+            json!({"attr": "last_login_at", "op": "older_than", "value": "1 day", "as_of": "2024-07-01"})
+        ));
     }
 
     #[test]
