@@ -86,10 +86,38 @@ UPDATE telco.plans SET contract = 'One year' WHERE contract = 'Month-to-month' A
 SELECT count(*) AS disagreements FROM telco.plans p
 LEFT JOIN segments.current_membership m ON m.segmentation = 'plan' AND m.account_key = p.customer_id
 WHERE m.segment IS DISTINCT FROM segments.segment_of(p, 'plan');
+-- while tracked: an edited rule applies from the next statement on, a changed key leaves and enters,
+-- and a renamed segmentation stays tracked under its new name (all rolled back afterwards)
+BEGIN;
+UPDATE segments.segment SET rule = '{"attr": "monthly_charges", "op": ">", "value": 1000}'
+WHERE segmentation = 'plan' AND name = 'Two year';
+UPDATE telco.plans SET churned = churned WHERE customer_id = '0002-ORFBO';
+SELECT segment AS after_rule_edit FROM segments.current_membership WHERE segmentation = 'plan' AND account_key = '0002-ORFBO';
+UPDATE telco.plans SET customer_id = '0000-NEW03' WHERE customer_id = '0000-NEW02';
+SELECT account_key, segment FROM segments.current_membership
+WHERE segmentation = 'plan' AND account_key IN ('0000-NEW02', '0000-NEW03') ORDER BY 1;
+UPDATE segments.segmentation SET name = 'plan renamed' WHERE name = 'plan';
+UPDATE telco.plans SET contract = 'One year' WHERE customer_id = '0000-NEW03';
+SELECT segmentation, segment FROM segments.current_membership WHERE account_key = '0000-NEW03' AND segmentation LIKE 'plan%';
+ROLLBACK;
 SELECT * FROM segments.refresh('plan');
 SELECT segments.untrack('plan');
 SELECT count(*) AS tracking_triggers FROM pg_trigger WHERE tgrelid = 'telco.plans'::regclass AND NOT tgisinternal;
 SELECT sqlstate, message FROM error_of($$SELECT segments.track('contract')$$);
+-- a NULL key in a tracked table without a NOT NULL key column, and the trigger called by hand
+CREATE TABLE telco.loose (id int, seats int);
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('loose', 'telco.loose', 'id');
+INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES ('loose', 'Big', 1, '{"attr": "seats", "op": ">=", "value": 10}');
+SELECT segments.track('loose');
+INSERT INTO telco.loose VALUES (1, 20), (2, 5);
+SELECT account_key, segment FROM segments.current_membership WHERE segmentation = 'loose' ORDER BY 1;
+SELECT * FROM error_of($$INSERT INTO telco.loose VALUES (NULL, 20)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments._track()$$);
+DELETE FROM telco.loose WHERE id = 1;
+SELECT account_key, segment FROM segments.current_membership WHERE segmentation = 'loose' ORDER BY 1;
+DELETE FROM segments.segmentation WHERE name = 'loose';
+DROP TABLE telco.loose;
+
 -- tracking an overlapping segmentation: every tag an account gains or loses
 SELECT segments.track('tags');
 UPDATE telco.customers SET tech_support = 'Yes', partner = NOT partner WHERE customer_id IN ('0002-ORFBO', '0003-MKNFE');
