@@ -15,7 +15,7 @@ use crate::rules::{Ruleset, RulesetDef};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 
@@ -23,6 +23,8 @@ const ROW_BY_ROW_LIMIT: i64 = 100;
 
 /// What a tracked statement needs to know of its segmentation, built once per backend.
 struct Tracked {
+    /// the invalidation generation it was built in
+    generation: u64,
     relid: pg_sys::Oid,
     /// the transaction start the rules were compiled against (matters only if they read the clock)
     compiled_at: pg_sys::TimestampTz,
@@ -39,14 +41,17 @@ struct Tracked {
 }
 
 thread_local! {
-    /// By segmentation name; cleared with the ruleset cache on every relcache invalidation (definition
-    /// changes, ALTER TABLE of a source), see `classify::forget_rulesets`.
+    /// By segmentation name. An entry is taken out while a statement uses it (its SPI queries may process
+    /// invalidations, which must not find the map borrowed) and put back afterwards.
     static TRACKED: RefCell<HashMap<String, Tracked>> = RefCell::new(HashMap::new());
+    /// Bumped on every relcache invalidation (definition changes, ALTER TABLE of a source; see
+    /// `classify::forget_rulesets`): entries built in an earlier generation are rebuilt.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
     static PLANS: RefCell<HashMap<&'static CStr, pg_sys::SPIPlanPtr>> = RefCell::new(HashMap::new());
 }
 
 pub fn forget() {
-    TRACKED.with(|t| t.borrow_mut().clear());
+    GENERATION.with(|g| g.set(g.get() + 1));
 }
 
 /// The statements of the row-by-row path, prepared once per backend (the segmentation is a parameter).
@@ -78,6 +83,7 @@ fn internal(what: &str) -> ! {
 
 unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
     unsafe {
+        let generation = GENERATION.get();
         let definition = Spi::connect(|c| {
             let row = c
                 .select(
@@ -130,6 +136,7 @@ unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
         let compiled_at = pg_sys::GetCurrentTransactionStartTimestamp();
         let ruleset = Ruleset::compile(&def, &reader.columns, compiled_at).or_raise();
         Tracked {
+            generation,
             relid,
             compiled_at,
             exclusive: exclusive.unwrap_or(true),
@@ -361,42 +368,33 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             internal("could not connect to SPI");
         }
-        TRACKED.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let relation = (*data).tg_relation;
-            let stale = cache.get(&name).is_none_or(|t| {
-                t.relid != (*relation).rd_id
-                    || (t.ruleset.reads_clock()
+        let relation = (*data).tg_relation;
+        let mut t = TRACKED
+            .with(|c| c.borrow_mut().remove(&name))
+            .filter(|t| {
+                t.generation == GENERATION.get()
+                    && t.relid == (*relation).rd_id
+                    && !(t.ruleset.reads_clock()
                         && t.compiled_at != pg_sys::GetCurrentTransactionStartTimestamp())
-            });
-            if stale {
-                let fresh = build(&name, relation);
-                cache.insert(name.clone(), fresh);
-            }
-        });
-        let (exclusive, lock_key, notify_on) =
-            TRACKED.with(|c| c.borrow().get(&name).map(|t| (t.exclusive, t.lock_key, t.notify)))
-                .unwrap_or_else(|| internal("segmentation vanished"));
+            })
+            .unwrap_or_else(|| build(&name, relation));
         // tracked changes may run side by side; a refresh of the segmentation waits for them (and they for it)
         pg_sys::OidFunctionCall1Coll(
             pg_sys::Oid::from(pg_sys::F_PG_ADVISORY_XACT_LOCK_SHARED_INT8),
             pg_sys::InvalidOid,
-            pg_sys::Datum::from(lock_key),
+            pg_sys::Datum::from(t.lock_key),
         );
         let rows = count((*data).tg_newtable) + count((*data).tg_oldtable);
-        if !exclusive || rows > ROW_BY_ROW_LIMIT {
+        if !t.exclusive || rows > ROW_BY_ROW_LIMIT {
             sync_in_bulk(&name, data, at);
         } else {
-            let touched = TRACKED.with(|c| {
-                let mut c = c.borrow_mut();
-                let t = c.get_mut(&name).unwrap_or_else(|| internal("segmentation vanished"));
-                touched_accounts(&name, t, data)
-            });
+            let touched = touched_accounts(&name, &mut t, data);
             let name_datum = text_datum(&name);
             for (key, segment) in &touched {
-                move_account(name_datum, key, segment.as_deref(), at, notify_on);
+                move_account(name_datum, key, segment.as_deref(), at, t.notify);
             }
         }
+        TRACKED.with(|c| c.borrow_mut().insert(name, t));
         pg_sys::SPI_finish();
     }
 }

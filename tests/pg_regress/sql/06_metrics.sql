@@ -146,7 +146,7 @@ BEGIN
 END $$;
 SELECT s.contract,
        p.churn = s.churn AS churn_same, p.nps = s.nps AS nps_same, abs(p.nrr / s.nrr - 1) < 1e-12 AS nrr_same,
-       abs((p.sep).f / (s.sep).f - 1) < 1e-9 AS separation_same, (p.ci).lower = (s.ci).lower AS ci_same,
+       abs((p.sep).f / (s.sep).f - 1) < 1e-9 AS separation_same, abs((p.ci).lower - (s.ci).lower) < 1e-12 AS ci_same,
        abs(p.clv / s.clv - 1) < 1e-12 AS clv_same
 FROM serial_result s JOIN (
     SELECT contract, segments.churn_rate(churned) AS churn, segments.nps(tenure % 11) AS nps,
