@@ -90,8 +90,9 @@ BEGIN
                  ON o.account_key = n.account_key %10$s
             WHERE n.segment IS DISTINCT FROM o.segment
         ), closed AS (
+            -- by row address (a TID scan), however many there are: a join here would scan all of membership
             UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$s)
-            FROM changed c WHERE m.ctid = c.row_id
+            WHERE m.ctid = ANY (ARRAY(SELECT c.row_id FROM changed c WHERE c.row_id IS NOT NULL))
             RETURNING 1
         ), opened AS (
             INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
