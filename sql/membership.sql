@@ -55,7 +55,7 @@ END $$;
 -- The one statement that brings membership in line with the source, for every account (scope NULL) or for
 -- the accounts whose keys `scope` selects. It closes memberships that no longer hold, opens new ones,
 -- optionally notifies, and returns (entered, left, moved, unchanged, side effects). Only the changed
--- accounts are kept between steps; unchanged is counted as the open memberships that neither moved nor left.
+-- accounts are kept between steps. Keys are compared in the C collation, the open-membership index's.
 -- The main query runs `closed` to completion; `opened`, unread, runs after it (the executor finishes unread
 -- data-modifying CTEs last), so an account's old range is closed before its new one opens.
 CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at text, into_clause text DEFAULT '') RETURNS text
@@ -64,6 +64,10 @@ DECLARE
     exclusive boolean := g.mode = 'exclusive';
     key_type regtype;
     assigned text;
+    -- the source is filtered on its key in the key's own type, so its index serves a tracked change
+    source_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END;
+    membership_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END;
+    unchanged text;
 BEGIN
     SELECT a.atttypid INTO key_type FROM pg_attribute a
     WHERE a.attrelid = g.source AND a.attname = g.key_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -75,13 +79,19 @@ BEGIN
                      ELSE format('unnest(coalesce(nullif(segments.segments_of(t, %L), ''{}''), ARRAY[%L])) AS s(segment)',
                                  g.name, g.default_segment)
                 END;
+    -- unchanged, without another pass over the join: exclusive, every account (a row of the source) entered,
+    -- moved or stayed; overlapping, every open membership left or stayed
+    unchanged := CASE WHEN exclusive THEN format('(SELECT count(*) FROM %s t %s) - count(new_segment)', g.source, source_filter)
+                      ELSE format('(SELECT count(*) FROM segments.membership m WHERE m.segmentation = %L
+                                    AND upper_inf(m.valid) AND NOT m.exclusive %s) - count(old_segment)', g.name, membership_filter)
+                 END;
     -- Exclusive: one row per account, joined on the key alone, so a move is one row with both segments.
     -- Overlapping: one row per (account, segment) membership.
     RETURN format($q$
         WITH changed AS MATERIALIZED (
             SELECT coalesce(n.account_key, o.account_key) AS account_key, o.segment AS old_segment,
                    n.segment AS new_segment, o.row_id
-            FROM (SELECT CASE WHEN t.%2$I IS NULL THEN segments._null_key(%1$L) ELSE t.%2$I::text END AS account_key,
+            FROM (SELECT CASE WHEN t.%2$I IS NULL THEN segments._null_key(%1$L) ELSE t.%2$I::text END COLLATE "C" AS account_key,
                          s.segment
                   FROM %3$s t CROSS JOIN LATERAL %4$s
                   %5$s) n
@@ -107,18 +117,12 @@ BEGIN
         SELECT count(*) FILTER (WHERE old_segment IS NULL) AS entered,
                count(*) FILTER (WHERE new_segment IS NULL) AS "left",
                count(*) FILTER (WHERE new_segment <> old_segment) AS moved,
-               (SELECT count(*) FROM segments.membership m
-                WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s)
-                 - count(old_segment) AS unchanged,
+               %11$s AS unchanged,
                (SELECT count(*) FROM closed) + (SELECT n FROM notified) AS side_effects
         %9$s
         FROM changed
-    $q$, g.name, g.key_column, g.source, assigned,
-         -- the source is filtered on its key in the key's own type, so its index serves a tracked change
-         CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END,
-         CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END,
-         at, exclusive, into_clause,
-         CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END);
+    $q$, g.name, g.key_column, g.source, assigned, source_filter, membership_filter, at, exclusive, into_clause,
+         CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END, unchanged);
 END $$;
 
 -- Refreshes take this advisory lock exclusively (a second refresh of the same segmentation waits for the
@@ -126,17 +130,25 @@ END $$;
 CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN hashtextextended('pg_segments.membership:' || segmentation, 0);
 
--- Comparing every account with its open membership is a join of two large sets: hashing beats sorting
--- text keys, so refresh plans with hash joins and room for them (and no JIT: compiling the statement costs
--- more than it saves).
+-- Comparing every account with its open membership joins two large sets. With no open membership yet (a
+-- first refresh) a hash join costs nothing; after that a merge join of the two key-sorted streams beats
+-- probing a million-entry hash table, whose every probe is a cache miss. Sorts get room in memory, and
+-- there is no JIT: compiling the statement costs more than it saves.
 CREATE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
                                  OUT unchanged bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_mergejoin = off SET work_mem = '256MB' SET jit = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_hashjoin = on SET enable_mergejoin = on
+SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     ignored bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
+    IF EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND m.exclusive)
+       OR EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND NOT m.exclusive) THEN
+        PERFORM set_config('enable_hashjoin', 'off', true);  -- undone when refresh returns (its SET clause)
+    ELSE
+        PERFORM set_config('enable_mergejoin', 'off', true);
+    END IF;
     -- a duplicate key trips the unique index on open memberships: say what is wrong
     BEGIN
         EXECUTE segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz')
