@@ -4,8 +4,8 @@
 //! A statement touching at most `ROW_BY_ROW_LIMIT` accounts of an exclusive segmentation is handled here:
 //! each touched row is classified in Rust with rules compiled once per backend; each touched account costs
 //! one index lookup of its open membership and, only if its segment changed, an update and an insert
-//! (prepared statements, planned once per backend). Bigger statements and overlapping segmentations run the set-based statement that
-//! refresh uses, restricted to the touched keys.
+//! (prepared statements, planned once per backend). Bigger statements and overlapping segmentations run
+//! the set-based statement that refresh uses, restricted to the touched keys.
 
 use super::classify::load_ruleset_json;
 use super::row::RowReader;
@@ -57,8 +57,10 @@ pub fn forget() {
 /// The statements of the row-by-row path, prepared once per backend (the segmentation is a parameter).
 const LOOKUP_SQL: &CStr = c"SELECT ctid, segment FROM segments.membership
     WHERE segmentation = $1 AND account_key = $2 AND upper_inf(valid) AND exclusive";
-const CLOSE_SQL: &CStr = c"UPDATE segments.membership SET valid = tstzrange(lower(valid), $2) WHERE ctid = $1";
-const OPEN_SQL: &CStr = c"INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
+const CLOSE_SQL: &CStr =
+    c"UPDATE segments.membership SET valid = tstzrange(lower(valid), $2) WHERE ctid = $1";
+const OPEN_SQL: &CStr =
+    c"INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
     VALUES ($1, $2, $3, tstzrange($4, NULL), true)";
 const NOTIFY_SQL: &CStr = c"SELECT pg_notify('segments_membership',
     json_build_object('segmentation', $1, 'account', $2, 'from', $3, 'to', $4)::text)";
@@ -87,8 +89,9 @@ unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
         let definition = Spi::connect(|c| {
             let row = c
                 .select(
-                    "SELECT mode = 'exclusive', notify, key_column, segments._lock_key(name)
-                     FROM segments.segmentation WHERE name = $1",
+                    // _definition raises 42704 for an unknown segmentation
+                    "SELECT g.mode = 'exclusive', g.notify, g.key_column, segments._lock_key(g.name)
+                     FROM segments._definition($1) g",
                     Some(1),
                     &[name.into()],
                 )?
@@ -117,7 +120,9 @@ unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                 format!("column \"{key_name}\" does not exist in {relname}"),
                 None,
-                Some("set segments.segmentation.key_column to the account key of the source".into()),
+                Some(
+                    "set segments.segmentation.key_column to the account key of the source".into(),
+                ),
             )
         };
         let key_type = (*desc).attrs.as_slice((*desc).natts as usize)[key_column].atttypid;
@@ -129,9 +134,10 @@ unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
         ))
         .to_string_lossy()
         .into_owned();
-        let still_there =
-            CString::new(format!("SELECT 1 FROM {relname} WHERE {key_ident} = $1 LIMIT 1"))
-                .unwrap_or_default();
+        let still_there = CString::new(format!(
+            "SELECT 1 FROM {relname} WHERE {key_ident} = $1 LIMIT 1"
+        ))
+        .unwrap_or_default();
         let def = RulesetDef::from_json(&load_ruleset_json(Some(name))).or_raise();
         let compiled_at = pg_sys::GetCurrentTransactionStartTimestamp();
         let ruleset = Ruleset::compile(&def, &reader.columns, compiled_at).or_raise();
@@ -179,7 +185,11 @@ unsafe fn each_tuple(
 }
 
 fn count(store: *mut pg_sys::Tuplestorestate) -> i64 {
-    if store.is_null() { 0 } else { unsafe { pg_sys::tuplestore_tuple_count(store) } }
+    if store.is_null() {
+        0
+    } else {
+        unsafe { pg_sys::tuplestore_tuple_count(store) }
+    }
 }
 
 /// The touched accounts of a small statement with their segment now (None: gone from the source).
@@ -203,7 +213,10 @@ unsafe fn touched_accounts(
                 )
             };
             let key = key_text(t, key);
-            let segment = t.ruleset.name_of(t.ruleset.segment_of(&t.reader.view())).to_string();
+            let segment = t
+                .ruleset
+                .name_of(t.ruleset.segment_of(&t.reader.view()))
+                .to_string();
             seen.insert(key.clone());
             touched.push((key, Some(segment)));
         });
@@ -218,7 +231,12 @@ unsafe fn touched_accounts(
                 }
             }
         });
-        touched.extend(old_keys.into_iter().filter(|(_, there)| !there).map(|(k, _)| (k, None)));
+        touched.extend(
+            old_keys
+                .into_iter()
+                .filter(|(_, there)| !there)
+                .map(|(k, _)| (k, None)),
+        );
         touched
     }
 }
@@ -258,15 +276,18 @@ unsafe fn run(sql: &'static CStr, params: &[(pg_sys::Oid, Option<pg_sys::Datum>)
         let plan = PLANS.with(|plans| {
             *plans.borrow_mut().entry(sql).or_insert_with(|| {
                 let mut types: Vec<pg_sys::Oid> = params.iter().map(|p| p.0).collect();
-                let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
+                let plan =
+                    pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
                 if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
                     internal("could not prepare a membership statement");
                 }
                 plan
             })
         });
-        let mut values: Vec<pg_sys::Datum> =
-            params.iter().map(|p| p.1.unwrap_or(pg_sys::Datum::from(0))).collect();
+        let mut values: Vec<pg_sys::Datum> = params
+            .iter()
+            .map(|p| p.1.unwrap_or(pg_sys::Datum::from(0)))
+            .collect();
         let nulls: Vec<std::ffi::c_char> = params
             .iter()
             .map(|p| (if p.1.is_some() { b' ' } else { b'n' }) as std::ffi::c_char)
@@ -291,7 +312,11 @@ unsafe fn move_account(
     unsafe {
         let key_datum = text_datum(key);
         let (mut row_id, mut old) = (None, None);
-        if run(LOOKUP_SQL, &[(TEXTOID, Some(name)), (TEXTOID, Some(key_datum))]) > 0 {
+        if run(
+            LOOKUP_SQL,
+            &[(TEXTOID, Some(name)), (TEXTOID, Some(key_datum))],
+        ) > 0
+        {
             let table = pg_sys::SPI_tuptable;
             let (tuple, desc) = (*(*table).vals, (*table).tupdesc);
             let mut isnull = false;
@@ -310,11 +335,21 @@ unsafe fn move_account(
         }
         let new = segment.map(text_datum);
         if new.is_some() {
-            let params = [(TEXTOID, Some(name)), (TEXTOID, Some(key_datum)), (TEXTOID, new), (TIMESTAMPTZOID, at)];
+            let params = [
+                (TEXTOID, Some(name)),
+                (TEXTOID, Some(key_datum)),
+                (TEXTOID, new),
+                (TIMESTAMPTZOID, at),
+            ];
             run(OPEN_SQL, &params);
         }
         if notify {
-            let params = [(TEXTOID, Some(name)), (TEXTOID, Some(key_datum)), (TEXTOID, old.as_deref().map(text_datum)), (TEXTOID, new)];
+            let params = [
+                (TEXTOID, Some(name)),
+                (TEXTOID, Some(key_datum)),
+                (TEXTOID, old.as_deref().map(text_datum)),
+                (TEXTOID, new),
+            ];
             run(NOTIFY_SQL, &params);
         }
     }
@@ -363,7 +398,9 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
         if (*trigger).tgnargs != 1 {
             internal("expects the segmentation name as its argument");
         }
-        let name = CStr::from_ptr(*(*trigger).tgargs).to_string_lossy().into_owned();
+        let name = CStr::from_ptr(*(*trigger).tgargs)
+            .to_string_lossy()
+            .into_owned();
         let at = pg_sys::GetCurrentTimestamp();
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             internal("could not connect to SPI");

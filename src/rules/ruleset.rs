@@ -310,8 +310,12 @@ mod tests {
             Ruleset::compile(&d, &cols(), 0).unwrap().reads_clock()
         };
         assert!(!with_rule(json!(true)));
-        assert!(with_rule(json!({"not": {"attr": "last_login_at", "op": "within", "value": "30 days"}})));
-        assert!(with_rule(json!({"any": [{"attr": "last_login_at", "op": "older_than", "value": "1 day"}]})));
+        assert!(with_rule(
+            json!({"not": {"attr": "last_login_at", "op": "within", "value": "30 days"}})
+        ));
+        assert!(with_rule(
+            json!({"any": [{"attr": "last_login_at", "op": "older_than", "value": "1 day"}]})
+        ));
         assert!(!with_rule(
             json!({"attr": "last_login_at", "op": "older_than", "value": "1 day", "as_of": "2024-07-01"})
         ));
