@@ -141,6 +141,8 @@ SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     ignored bigint;
+    duplicate text;
+    statement text;
 BEGIN
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
     IF EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND m.exclusive)
@@ -149,10 +151,23 @@ BEGIN
     ELSE
         PERFORM set_config('enable_mergejoin', 'off', true);
     END IF;
-    -- a duplicate key trips the unique index on open memberships: say what is wrong
+    statement := segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
+    -- One membership per account needs one source row per key. A unique index on the key column settles it;
+    -- without one, look (a duplicate agreeing with its account's membership would otherwise pass unseen).
+    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                   WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
+                     AND i.indpred IS NULL AND a.attname = g.key_column) THEN
+        EXECUTE format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I IS NOT NULL GROUP BY t.%1$I HAVING count(*) > 1 LIMIT 1',
+                       g.key_column, g.source) INTO duplicate;
+        IF duplicate IS NOT NULL THEN
+            RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
+                USING ERRCODE = '23505', DETAIL = format('key %s appears more than once', duplicate),
+                      HINT = 'membership needs one row per account: use a unique key column';
+        END IF;
+    END IF;
+    -- a duplicate key can still trip the unique index on open memberships: say what is wrong
     BEGIN
-        EXECUTE segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz')
-            INTO entered, "left", moved, unchanged, ignored;
+        EXECUTE statement INTO entered, "left", moved, unchanged, ignored;
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
             USING ERRCODE = '23505', DETAIL = SQLERRM,

@@ -150,3 +150,14 @@ ALTER TABLE telco.dupes RENAME COLUMN id TO account_id;
 SELECT * FROM error_of($$SELECT * FROM segments.refresh('dupes')$$);
 SELECT (SELECT count(*) FROM segments.membership) = (SELECT count(*) FROM before) AS membership_untouched,
        NOT EXISTS (SELECT * FROM segments.membership EXCEPT SELECT * FROM before) AS same_rows;
+-- a key that turns up twice after its account has a membership is an error too, not a silent "unchanged"
+CREATE TABLE telco.twice (id int, contract text);
+INSERT INTO telco.twice VALUES (1, 'One year'), (2, 'Two year');
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('twice', 'telco.twice', 'id');
+INSERT INTO segments.segment (segmentation, name, priority, rule)
+SELECT 'twice', name, priority, rule FROM segments.segment WHERE segmentation = 'plan';
+SELECT * FROM segments.refresh('twice');
+INSERT INTO telco.twice VALUES (2, 'Two year');
+SELECT * FROM error_of($$SELECT * FROM segments.refresh('twice')$$);
+DELETE FROM segments.segmentation WHERE name = 'twice';
+DROP TABLE telco.twice;
