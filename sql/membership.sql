@@ -145,7 +145,10 @@ DECLARE
     statement text;
 BEGIN
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
-    IF EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND m.exclusive)
+    -- (only for a table source: a view's own joins are left to the planner)
+    IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
+        NULL;
+    ELSIF EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND m.exclusive)
        OR EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND NOT m.exclusive) THEN
         PERFORM set_config('enable_hashjoin', 'off', true);  -- undone when refresh returns (its SET clause)
     ELSE

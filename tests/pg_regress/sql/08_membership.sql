@@ -161,3 +161,7 @@ INSERT INTO telco.twice VALUES (2, 'Two year');
 SELECT * FROM error_of($$SELECT * FROM segments.refresh('twice')$$);
 DELETE FROM segments.segmentation WHERE name = 'twice';
 DROP TABLE telco.twice;
+-- a view as the source (the contract segmentation reads telco.revenue): the planner picks the joins
+SELECT * FROM segments.refresh('contract');
+SELECT * FROM segments.refresh('contract');
+DELETE FROM segments.membership WHERE segmentation = 'contract';
