@@ -125,6 +125,12 @@ BEGIN
          CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END, unchanged);
 END $$;
 
+-- Whether the key column has a unique index of its own (so no two rows can share a key).
+CREATE FUNCTION segments._key_is_unique(g segments.segmentation) RETURNS boolean LANGUAGE sql STABLE
+RETURN EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+               WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
+                 AND i.indpred IS NULL AND a.attname = g.key_column);
+
 -- Refreshes take this advisory lock exclusively (a second refresh of the same segmentation waits for the
 -- first to commit); tracking triggers take it shared.
 CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -157,9 +163,7 @@ BEGIN
     statement := segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
     -- One membership per account needs one source row per key. A unique index on the key column settles it;
     -- without one, look (a duplicate agreeing with its account's membership would otherwise pass unseen).
-    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                   WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
-                     AND i.indpred IS NULL AND a.attname = g.key_column) THEN
+    IF NOT segments._key_is_unique(g) THEN
         EXECUTE format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I IS NOT NULL GROUP BY t.%1$I HAVING count(*) > 1 LIMIT 1',
                        g.key_column, g.source) INTO duplicate;
         IF duplicate IS NOT NULL THEN
@@ -268,6 +272,11 @@ BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
             USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
+    END IF;
+    -- a tracked change looks its accounts up one key at a time: two rows with one key would fight
+    IF NOT segments._key_is_unique(g) THEN
+        RAISE EXCEPTION 'cannot track %: its key column "%" has no unique index', g.source, g.key_column
+            USING ERRCODE = '55000', HINT = 'add a primary key or a unique index on the key column';
     END IF;
     PERFORM segments._drop_tracking(g.name, g.source);
     PERFORM segments.refresh(g.name);

@@ -104,10 +104,12 @@ SELECT * FROM segments.refresh('plan');
 SELECT segments.untrack('plan');
 SELECT count(*) AS tracking_triggers FROM pg_trigger WHERE tgrelid = 'telco.plans'::regclass AND NOT tgisinternal;
 SELECT sqlstate, message FROM error_of($$SELECT segments.track('contract')$$);
--- a NULL key in a tracked table without a NOT NULL key column, and the trigger called by hand
+-- a NULL key in a tracked table whose key column allows NULL, and the trigger called by hand
 CREATE TABLE telco.loose (id int, seats int);
 INSERT INTO segments.segmentation (name, source, key_column) VALUES ('loose', 'telco.loose', 'id');
 INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES ('loose', 'Big', 1, '{"attr": "seats", "op": ">=", "value": 10}');
+SELECT * FROM error_of($$SELECT segments.track('loose')$$);  -- tracking needs a unique key
+CREATE UNIQUE INDEX ON telco.loose (id);                   -- which still allows NULL
 SELECT segments.track('loose');
 INSERT INTO telco.loose VALUES (1, 20), (2, 5);
 SELECT account_key, segment FROM segments.current_membership WHERE segmentation = 'loose' ORDER BY 1;
