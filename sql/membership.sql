@@ -95,8 +95,11 @@ BEGIN
                          s.segment
                   FROM %3$s t CROSS JOIN LATERAL %4$s
                   %5$s) n
+            -- ordered in its own subquery: then the open-membership index feeds a merge join in key order
+            -- (flattened into the full join, the planner would not see that order and sort again)
             FULL JOIN (SELECT m.ctid AS row_id, m.account_key, m.segment FROM segments.membership m
-                       WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s) o
+                       WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s
+                       ORDER BY m.account_key) o
                  ON o.account_key = n.account_key %10$s
             WHERE n.segment IS DISTINCT FROM o.segment
         ), closed AS (
@@ -149,14 +152,20 @@ DECLARE
     ignored bigint;
     duplicate text;
     statement text;
+    page_cost text := current_setting('random_page_cost');
 BEGIN
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
-    -- (only for a table source: a view's own joins are left to the planner)
+    -- The join method is steered for a table source only: a view's own joins are left to the planner.
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
         NULL;
     ELSIF EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND m.exclusive)
        OR EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND NOT m.exclusive) THEN
         PERFORM set_config('enable_hashjoin', 'off', true);  -- undone when refresh returns (its SET clause)
+        -- Open memberships were written in key order, so reading them through their index reads the heap in
+        -- order too. Right after a big refresh, before autovacuum has analyzed membership, the planner does
+        -- not know that and sorts them again; pricing random reads like sequential ones (for this statement
+        -- only) says it.
+        PERFORM set_config('random_page_cost', current_setting('seq_page_cost'), true);
     ELSE
         PERFORM set_config('enable_mergejoin', 'off', true);
     END IF;
@@ -175,6 +184,7 @@ BEGIN
     -- a duplicate key can still trip the unique index on open memberships: say what is wrong
     BEGIN
         EXECUTE statement INTO entered, "left", moved, unchanged, ignored;
+        PERFORM set_config('random_page_cost', page_cost, true);
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
             USING ERRCODE = '23505', DETAIL = SQLERRM,
