@@ -238,7 +238,7 @@ CREATE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name 
     RETURN ('segments_track_' || op || '_' || left(md5(segmentation), 12))::name;
 
 -- The set-based statement for one tracked statement: the accounts whose keys are in the transition
--- tables segments_new / segments_old, at the time given as $1.
+-- tables segments_new / segments_old (after TRUNCATE: every account), at the time given as $1.
 CREATE FUNCTION segments._tracking_sql(segmentation text, op text) RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
@@ -246,8 +246,8 @@ DECLARE
     scope text := CASE op
         WHEN 'insert' THEN format('SELECT k.%I%%1$s FROM segments_new k', g.key_column)
         WHEN 'delete' THEN format('SELECT k.%I%%1$s FROM segments_old k', g.key_column)
-        ELSE format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
-    END;
+        WHEN 'update' THEN format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
+    END;  -- truncate: NULL, every account
 BEGIN
     RETURN segments._sync_sql(g, scope, '$1');
 END $$;
@@ -255,7 +255,7 @@ END $$;
 CREATE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE op text;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
         IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = segments._trigger_name(segmentation, op)) THEN
             EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(segmentation, op), source);
         END IF;
@@ -265,11 +265,13 @@ END $$;
 CREATE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE op text;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
                        segments._trigger_name(segmentation, op), upper(op), source,
-                       CASE op WHEN 'insert' THEN 'NEW TABLE AS segments_new' WHEN 'delete' THEN 'OLD TABLE AS segments_old'
-                               ELSE 'NEW TABLE AS segments_new OLD TABLE AS segments_old' END,
+                       CASE op WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segments_new'
+                               WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segments_old'
+                               WHEN 'update' THEN 'REFERENCING NEW TABLE AS segments_new OLD TABLE AS segments_old'
+                               ELSE '' END,
                        segmentation);
     END LOOP;
 END $$;

@@ -1,11 +1,11 @@
 //! Live mode: `segments._track(segmentation)`, the statement trigger `segments.track()` puts on a source
-//! table (AFTER INSERT / UPDATE / DELETE, with transition tables).
+//! table (AFTER INSERT / UPDATE / DELETE with transition tables, and AFTER TRUNCATE).
 //!
 //! A statement touching at most `ROW_BY_ROW_LIMIT` accounts of an exclusive segmentation is handled here:
 //! each touched row is classified in Rust with rules compiled once per backend; each touched account costs
 //! one index lookup of its open membership and, only if its segment changed, an update and an insert
 //! (prepared statements, planned once per backend). Bigger statements and overlapping segmentations run
-//! the set-based statement that refresh uses, restricted to the touched keys.
+//! the set-based statement that refresh uses, restricted to the touched keys (after TRUNCATE: all of them).
 
 use super::classify::load_ruleset_json;
 use super::row::RowReader;
@@ -358,10 +358,11 @@ unsafe fn move_account(
 /// The set-based path: the synchronising statement over the touched keys, reading the transition tables.
 unsafe fn sync_in_bulk(name: &str, data: *mut pg_sys::TriggerData, at: pg_sys::TimestampTz) {
     unsafe {
-        let op = match ((*data).tg_newtable.is_null(), (*data).tg_oldtable.is_null()) {
-            (false, true) => "insert",
-            (true, false) => "delete",
-            _ => "update",
+        let op = match (*data).tg_event & pg_sys::TRIGGER_EVENT_OPMASK {
+            pg_sys::TRIGGER_EVENT_INSERT => "insert",
+            pg_sys::TRIGGER_EVENT_DELETE => "delete",
+            pg_sys::TRIGGER_EVENT_UPDATE => "update",
+            _ => "truncate",
         };
         let sql = Spi::get_one_with_args::<String>(
             "SELECT segments._tracking_sql($1, $2)",
@@ -422,7 +423,8 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
             pg_sys::Datum::from(t.lock_key),
         );
         let rows = count((*data).tg_newtable) + count((*data).tg_oldtable);
-        if !t.exclusive || rows > ROW_BY_ROW_LIMIT {
+        let truncated = (*data).tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE;
+        if !t.exclusive || truncated || rows > ROW_BY_ROW_LIMIT {
             sync_in_bulk(&name, data, at);
         } else {
             let touched = touched_accounts(&name, &mut t, data);

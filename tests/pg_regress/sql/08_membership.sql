@@ -117,6 +117,8 @@ SELECT * FROM error_of($$INSERT INTO telco.loose VALUES (NULL, 20)$$);
 SELECT sqlstate, message FROM error_of($$SELECT segments._track()$$);
 DELETE FROM telco.loose WHERE id = 1;
 SELECT account_key, segment FROM segments.current_membership WHERE segmentation = 'loose' ORDER BY 1;
+TRUNCATE telco.loose;  -- every account leaves
+SELECT count(*) AS open_after_truncate FROM segments.current_membership WHERE segmentation = 'loose';
 DELETE FROM segments.segmentation WHERE name = 'loose';
 DROP TABLE telco.loose;
 
