@@ -29,6 +29,16 @@ SELECT segments.segment_at('plan', 'no such account') IS NULL AS unknown_account
 SELECT count(*) AS overlaps FROM segments.membership a JOIN segments.membership b
   ON a.segmentation = b.segmentation AND a.account_key = b.account_key AND a.ctid <> b.ctid AND a.valid && b.valid
 WHERE a.segmentation = 'plan';
+-- and cannot: a closed membership overlapping another, or a second open one, is refused
+BEGIN;
+SET CONSTRAINTS segments.one_segment_at_a_time IMMEDIATE;  -- deferred to commit otherwise
+SELECT sqlstate, message FROM error_of($$
+    INSERT INTO segments.membership SELECT segmentation, account_key, 'Two year', valid, true FROM segments.membership
+    WHERE segmentation = 'plan' AND NOT upper_inf(valid) LIMIT 1$$);
+SELECT sqlstate, message FROM error_of($$
+    INSERT INTO segments.membership SELECT segmentation, account_key, 'Two year', tstzrange(now(), NULL), true
+    FROM segments.membership WHERE segmentation = 'plan' AND upper_inf(valid) LIMIT 1$$);
+ROLLBACK;
 
 -- a deleted account leaves; a new one enters
 DELETE FROM telco.plans WHERE customer_id = '7590-VHVEG';
