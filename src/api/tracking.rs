@@ -423,7 +423,8 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
             pg_sys::Datum::from(t.lock_key),
         );
         let rows = count((*data).tg_newtable) + count((*data).tg_oldtable);
-        let truncated = (*data).tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE;
+        let truncated =
+            (*data).tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE;
         if !t.exclusive || truncated || rows > ROW_BY_ROW_LIMIT {
             sync_in_bulk(&name, data, at);
         } else {
