@@ -46,8 +46,7 @@ COMMENT ON COLUMN segments.current_membership.account_key IS 'The account''s key
 COMMENT ON COLUMN segments.current_membership.segment IS 'The segment';
 COMMENT ON COLUMN segments.current_membership.since IS 'When the account entered the segment';
 
--- Volatile on purpose: it keeps the planner from pulling the subqueries that compute keys up into joins,
--- so rules are evaluated once per row where the row is read, and tracked keys stay index lookups.
+-- Raises the NULL-key error from inside the synchronising statement (a CASE branch taken only for a NULL).
 CREATE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'an account of segmentation "%" has a NULL key', segmentation
@@ -64,14 +63,13 @@ CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at text,
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     exclusive boolean := g.mode = 'exclusive';
-    key_type regtype;
     assigned text;
     -- the source is filtered on its key in the key's own type, so its index serves a tracked change
     source_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END;
     membership_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END;
     unchanged text;
 BEGIN
-    SELECT a.atttypid INTO key_type FROM pg_attribute a
+    PERFORM FROM pg_attribute a
     WHERE a.attrelid = g.source AND a.attname = g.key_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'column "%" does not exist in %', g.key_column, g.source

@@ -5,7 +5,7 @@
 //! resolved once per row type, and segment names returned as ready-made text datums.
 
 use super::row::{composite_header, varlena_bytes, RowReader, RowView, TupleColumns};
-use super::{c_function, raise_with, OrRaise};
+use super::{c_function, raise_with, text_datum, OrRaise};
 use crate::rules::sql::to_sql as ruleset_sql;
 use crate::rules::{Ruleset, RulesetDef};
 use pgrx::pg_sys;
@@ -105,15 +105,6 @@ pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
 #[pg_extern(volatile, parallel_unsafe, name = "_definitions_changed")]
 fn definitions_changed(table: PgRelation) {
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(table.oid()) };
-}
-
-fn text_datum(s: &str) -> pg_sys::Datum {
-    unsafe {
-        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-            s.as_ptr().cast(),
-            s.len() as i32,
-        ))
-    }
 }
 
 /// The call site's cache, (re)built when the ruleset source or the row type changes.

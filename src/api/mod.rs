@@ -106,6 +106,16 @@ pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::
     }
 }
 
+/// A text datum (palloc'd in the current memory context).
+pub fn text_datum(s: &str) -> pg_sys::Datum {
+    unsafe {
+        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+            s.as_ptr().cast(),
+            s.len() as i32,
+        ))
+    }
+}
+
 pub fn f8(x: f64) -> Option<pg_sys::Datum> {
     Some(pg_sys::Datum::from(x.to_bits()))
 }

@@ -9,7 +9,7 @@
 
 use super::classify::load_ruleset_json;
 use super::row::RowReader;
-use super::{raise_with, OrRaise};
+use super::{raise_with, text_datum, OrRaise};
 use crate::rules::compile::Columns;
 use crate::rules::{Ruleset, RulesetDef};
 use pgrx::pg_sys;
@@ -64,15 +64,6 @@ const OPEN_SQL: &CStr =
     VALUES ($1, $2, $3, tstzrange($4, NULL), true)";
 const NOTIFY_SQL: &CStr = c"SELECT pg_notify('segments_membership',
     json_build_object('segmentation', $1, 'account', $2, 'from', $3, 'to', $4)::text)";
-
-fn text_datum(s: &str) -> pg_sys::Datum {
-    unsafe {
-        pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-            s.as_ptr().cast(),
-            s.len() as i32,
-        ))
-    }
-}
 
 fn internal(what: &str) -> ! {
     raise_with(
