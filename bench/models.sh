@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN_DIR=${PG_SEGMENTS_RUN_DIR:-/tmp/pg_segments}
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 venv=$RUN_DIR/venv
 if ! "$venv/bin/python" -c "import lifetimes, sklearn" 2>/dev/null; then
   python3 -m venv "$venv"

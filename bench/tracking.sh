@@ -2,7 +2,7 @@
 # Trigger-mode overhead: single-row updates with pgbench on 100,000 accounts, without and with
 # segments.track(), as a latency ratio. Run by bin/bench (PGHOST/PGPORT point at the bench cluster).
 set -euo pipefail
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 q() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench "$@"; }
 q <<'SQL'
 DROP TABLE IF EXISTS bench.tracked CASCADE;

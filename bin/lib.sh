@@ -1,16 +1,17 @@
 # Shared by bin/demo, bin/test and bin/bench: install what is missing, build the extension,
 # and run throwaway PostgreSQL clusters as an unprivileged OS user. Source it; don't run it.
+# PG_VERSIONS (comma-separated majors: 15,16,17,18) chooses the servers; use_version N switches to one.
 set -euo pipefail
 
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
-PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
-PG_ISOLATION_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/isolation/pg_isolation_regress
 PGRX_VERSION=0.18.0
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN_DIR=${PG_SEGMENTS_RUN_DIR:-/tmp/pg_segments}
 export PATH="$HOME/.cargo/bin:$PATH"
+source "$ROOT/bin/servers.sh"
+# Build artifacts live beside the server builds, so a fresh clone (CI's) rebuilds only this crate.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PG_SEGMENTS_CACHE/target}
+IFS=, read -r -a PG_VERSION_LIST <<<"${PG_VERSIONS:-15}"
+PG_MAJOR=${PG_VERSION_LIST[0]}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -23,8 +24,10 @@ as_cluster_user() {
 }
 
 install_prerequisites() {
-  local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
-                clang libclang-dev sudo build-essential pkg-config python3 python3-pip python3-venv bc)
+  # PostgreSQL 15 and its pg_cron from Debian; bison and flex build 16 and 17 from source
+  local wanted=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib
+                clang libclang-dev sudo build-essential pkg-config python3 python3-pip python3-venv bc
+                bison flex zlib1g-dev)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -41,16 +44,29 @@ install_prerequisites() {
     say "installing cargo-pgrx $PGRX_VERSION (about 8 minutes, once)"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
   fi
-  if ! grep -qs "pg$PG_MAJOR" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-    say "cargo pgrx init --pg$PG_MAJOR"
-    cargo pgrx init --pg$PG_MAJOR="$PG_CONFIG"
-  fi
+  # every chosen server (built or unpacked once), then one pgrx configuration naming them all
+  local init=() v
+  for v in "${PG_VERSION_LIST[@]}"; do
+    provision_server "$v"
+    init+=("--pg$v=$PG_CONFIG")
+  done
+  cargo pgrx init "${init[@]}" >/dev/null
+  use_version "$PG_MAJOR"
 }
 
-# Builds the extension in release mode and installs it into the Debian PostgreSQL 15.
+# use_version N: later commands use PostgreSQL N (PG_MAJOR, PG_CONFIG, PG_BIN, PG_REGRESS, ...).
+use_version() {
+  PG_MAJOR=$1
+  provision_server "$PG_MAJOR"
+}
+
+# Builds the extension in release mode and installs it into the current server.
 install_extension() {
   say "building and installing pg_segments into $($PG_CONFIG --pkglibdir)"
-  (cd "$ROOT" && as_root env PATH="$PATH" cargo pgrx install --release --pg-config "$PG_CONFIG") >/dev/null
+  (cd "$ROOT" && as_root env PATH="$PATH" CARGO_TARGET_DIR="$CARGO_TARGET_DIR" cargo pgrx install --release --pg-config "$PG_CONFIG") >/dev/null
+  # earlier releases' install scripts, so that CREATE EXTENSION ... VERSION 'old' (and the upgrade test) work;
+  # cargo pgrx installs the current script and the upgrade steps itself
+  as_root cp "$ROOT"/sql/pg_segments--[0-9]*[0-9].sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 free_port() {

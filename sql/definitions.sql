@@ -72,12 +72,12 @@ CREATE TABLE segments.definition_log (
     old_row    jsonb,
     new_row    jsonb
 );
-COMMENT ON TABLE segments.definition_log IS 'Audit log: every insert, update and delete of segmentations and segments';
+COMMENT ON TABLE segments.definition_log IS 'Audit log: every insert, update, delete and truncate of segmentations and segments, written only by the extension';
 COMMENT ON COLUMN segments.definition_log.id IS 'Order of the changes';
 COMMENT ON COLUMN segments.definition_log.changed_at IS 'Transaction time of the change';
 COMMENT ON COLUMN segments.definition_log.changed_by IS 'Role that made the change';
 COMMENT ON COLUMN segments.definition_log.table_name IS 'segmentation or segment';
-COMMENT ON COLUMN segments.definition_log.operation IS 'INSERT, UPDATE or DELETE';
+COMMENT ON COLUMN segments.definition_log.operation IS 'INSERT, UPDATE, DELETE or TRUNCATE';
 COMMENT ON COLUMN segments.definition_log.old_row IS 'The row before the change (NULL for INSERT)';
 COMMENT ON COLUMN segments.definition_log.new_row IS 'The row after the change (NULL for DELETE)';
 
@@ -90,6 +90,16 @@ SELECT pg_catalog.pg_extension_config_dump('segments.definition_log_id_seq', '')
 ---------------------------------------------------------------------------------------------------------
 -- Validation and audit triggers
 ---------------------------------------------------------------------------------------------------------
+-- pg_dump's scripts (plain and through pg_restore) turn check_function_bodies off before they restore
+-- anything. A superuser's session in that state is taken to be a restore: the dumped rows are written as
+-- they were (no validation, no new timestamps, no log entries: the log is restored too), and CREATE
+-- EXTENSION does not seed rows that the dump brings back.
+CREATE FUNCTION segments._restoring() RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN NOT pg_catalog.current_setting('check_function_bodies')::boolean
+       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = pg_catalog.current_user());
+COMMENT ON FUNCTION segments._restoring() IS
+    'Whether this session is restoring a dump (check_function_bodies off, as pg_dump sets it, and a superuser)';
+
 CREATE FUNCTION segments._check_segment() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -97,6 +107,9 @@ DECLARE
     at text := NEW.parent;
     steps int := 0;
 BEGIN
+    IF segments._restoring() THEN
+        RETURN NEW;
+    END IF;
     SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
     IF src IS NOT NULL THEN
         PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
@@ -124,6 +137,9 @@ DECLARE
     s record;
     col text;
 BEGIN
+    IF segments._restoring() THEN
+        RETURN NEW;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = NEW.source AND attname = NEW.key_column
                    AND attnum > 0 AND NOT attisdropped) THEN
         RAISE EXCEPTION 'column "%" does not exist in %', NEW.key_column, NEW.source
@@ -154,22 +170,31 @@ END $$;
 CREATE TRIGGER check_segmentation BEFORE INSERT OR UPDATE ON segments.segmentation
     FOR EACH ROW EXECUTE FUNCTION segments._check_segmentation();
 
--- Runs as the role making the change, so that changed_by names it; editors may append to the log but
--- never update or delete its rows.
+-- The log is written by the extension alone: this trigger runs as the extension's owner (readers and
+-- editors may read the log, never write it) and records the role that made the change, as SET ROLE left it
+-- (a SECURITY DEFINER function on the caller's side does not disguise it). TRUNCATE is logged too.
 CREATE FUNCTION segments._log_change() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF segments._restoring() THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO segments.definition_log (changed_by, table_name, operation, old_row, new_row)
-    VALUES (current_user, TG_TABLE_NAME, TG_OP,
-            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
-            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+    VALUES (segments._acting_role(), TG_TABLE_NAME, TG_OP,
+            CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN to_jsonb(OLD) END,
+            CASE WHEN TG_OP IN ('INSERT', 'UPDATE') THEN to_jsonb(NEW) END);
     RETURN NULL;
 END $$;
+REVOKE ALL ON FUNCTION segments._log_change() FROM PUBLIC;
 
 CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.segmentation
     FOR EACH ROW EXECUTE FUNCTION segments._log_change();
 CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.segment
     FOR EACH ROW EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.segmentation
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.segment
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
 
 -- Backends cache parsed rulesets; every change to the definitions invalidates them everywhere.
 CREATE FUNCTION segments._invalidate_rulesets() RETURNS trigger
@@ -187,7 +212,7 @@ CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
 -- The ruleset: a segmentation's active segments as one jsonb value
 ---------------------------------------------------------------------------------------------------------
 CREATE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     g segments.segmentation;
@@ -267,7 +292,7 @@ COMMENT ON FUNCTION segments.validate_rule(jsonb, regclass, text) IS
 
 -- A segmentation's row by name; an unknown name raises 42704 (through ruleset(), which lists the names).
 CREATE FUNCTION segments._definition(name text) RETURNS segments.segmentation
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE g segments.segmentation;
 BEGIN
     SELECT * INTO g FROM segments.segmentation s WHERE s.name = _definition.name;
@@ -283,7 +308,7 @@ END $$;
 CREATE FUNCTION segments.coverage(segmentation text)
 RETURNS TABLE (segment text, path text, accounts bigint, share float8, matching bigint, shadowed bigint,
                below_min_size boolean, never_wins boolean)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
 BEGIN

@@ -6,7 +6,7 @@ RETURNS TABLE (segment text, accounts bigint, account_share float8, arr numeric,
                avg_acv float8, median_acv float8, churn_rate float8, churn_lower float8, churn_upper float8,
                nrr float8, grr float8, arr_growth float8, nps numeric, nps_lower float8, nps_upper float8,
                clv float8, small_sample boolean)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     col text := 't.%I';

@@ -47,7 +47,7 @@ COMMENT ON COLUMN segments.current_membership.segment IS 'The segment';
 COMMENT ON COLUMN segments.current_membership.since IS 'When the account entered the segment';
 
 -- Raises the NULL-key error from inside the synchronising statement (a CASE branch taken only for a NULL).
-CREATE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'an account of segmentation "%" has a NULL key', segmentation
         USING ERRCODE = '23502', HINT = 'every account needs a key: make the key column NOT NULL';
@@ -60,7 +60,7 @@ END $$;
 -- The main query runs `closed` to completion; `opened`, unread, runs after it (the executor finishes unread
 -- data-modifying CTEs last), so an account's old range is closed before its new one opens.
 CREATE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at text, into_clause text DEFAULT '') RETURNS text
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     exclusive boolean := g.mode = 'exclusive';
     assigned text;
@@ -130,6 +130,7 @@ END $$;
 
 -- Whether the key column has a unique index of its own (so no two rows can share a key).
 CREATE FUNCTION segments._key_is_unique(g segments.segmentation) RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
                  AND i.indpred IS NULL AND a.attname = g.key_column);
@@ -137,7 +138,7 @@ RETURN EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.in
 -- Refreshes take this advisory lock exclusively (a second refresh of the same segmentation waits for the
 -- first to commit); tracking triggers take it shared.
 CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN hashtextextended('pg_segments.membership:' || segmentation, 0);
+    RETURN pg_catalog.hashtextextended('pg_segments.membership:' OPERATOR(pg_catalog.||) segmentation, 0);
 
 -- Comparing every account with its open membership joins two large sets. With no open membership yet (a
 -- first refresh) a hash join costs nothing; after that a merge join of the two key-sorted streams beats
@@ -196,7 +197,7 @@ COMMENT ON FUNCTION segments.refresh(text) IS
     'returns how many accounts entered, left, moved and stayed. A concurrent refresh of the same segmentation waits.';
 
 CREATE FUNCTION segments.segment_at(segmentation text, account_key text, at timestamptz DEFAULT now()) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     found_segment text;
@@ -212,7 +213,7 @@ COMMENT ON FUNCTION segments.segment_at(text, text, timestamptz) IS
 
 CREATE FUNCTION segments.transitions(segmentation text, from_time timestamptz, to_time timestamptz)
 RETURNS TABLE (from_segment text, to_segment text, accounts bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE g segments.segmentation := segments._definition(segmentation);
 BEGIN
     RETURN QUERY
@@ -235,11 +236,11 @@ CREATE FUNCTION segments._track() RETURNS trigger
 COMMENT ON FUNCTION segments._track() IS 'The statement trigger segments.track() installs (argument: the segmentation)';
 
 CREATE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name LANGUAGE sql IMMUTABLE
-    RETURN ('segments_track_' || op || '_' || left(md5(segmentation), 12))::name;
+    RETURN pg_catalog.concat('segments_track_', op, '_', pg_catalog.left(pg_catalog.md5(segmentation), 12))::pg_catalog.name;
 
 -- The set-based statement for one tracked statement: the accounts whose keys are in the transition
 -- tables segments_new / segments_old (after TRUNCATE: every account), at the time given as $1.
-CREATE FUNCTION segments._tracking_sql(segmentation text, op text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+CREATE FUNCTION segments._tracking_sql(segmentation text, op text) RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     -- %1$s is left for the cast to text where membership is filtered
@@ -252,7 +253,7 @@ BEGIN
     RETURN segments._sync_sql(g, scope, '$1');
 END $$;
 
-CREATE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE op text;
 BEGIN
     FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
@@ -262,7 +263,7 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE op text;
 BEGIN
     FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
@@ -307,7 +308,7 @@ END $$;
 COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of segments.track()';
 
 -- Deleting a segmentation removes its tracking triggers too, so data changes never trip over a missing one.
-CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM segments.membership WHERE segmentation = OLD.name;
     PERFORM segments._drop_tracking(OLD.name, OLD.source);
@@ -317,7 +318,7 @@ CREATE TRIGGER untrack_deleted BEFORE DELETE ON segments.segmentation
     FOR EACH ROW EXECUTE FUNCTION segments._untrack_deleted();
 
 -- Renaming carries membership over, and tracking: the triggers name their segmentation.
-CREATE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE segments.membership SET segmentation = NEW.name WHERE segmentation = OLD.name;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, 'update')) THEN
@@ -331,7 +332,7 @@ CREATE TRIGGER rename_membership AFTER UPDATE OF name ON segments.segmentation
 
 CREATE FUNCTION segments.preview(segmentation text, segment text, new_rule jsonb)
 RETURNS TABLE (account_key text, current_segment text, new_segment text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     current_rules jsonb := segments.ruleset(g.name);

@@ -45,7 +45,9 @@ CREATE FUNCTION segments._nps_ci_final(float8[]) RETURNS segments.estimate
     AS 'MODULE_PATHNAME', '_nps_ci_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 -- NPS is numeric: 100 × (promoters − detractors) / responses, computed exactly from the counts
 CREATE FUNCTION segments._nps_final(s float8[]) RETURNS numeric LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN CASE WHEN s[1] > 0 THEN 100 * (s[2] - s[3])::numeric / s[1]::numeric END;
+    RETURN CASE WHEN s[1] OPERATOR(pg_catalog.>) 0 THEN
+        100 OPERATOR(pg_catalog.*) (s[2] OPERATOR(pg_catalog.-) s[3])::pg_catalog.numeric
+            OPERATOR(pg_catalog./) s[1]::pg_catalog.numeric END;
 
 CREATE AGGREGATE segments.nps(score integer) (
     SFUNC = segments._nps_accum, STYPE = float8[], INITCOND = '{0,0,0}',

@@ -99,22 +99,24 @@ CREATE FUNCTION segments.sbg_retention(params segments.sbg_params, t float8) RET
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN segments._sbg_retention(params.alpha, params.beta, t);
 COMMENT ON FUNCTION segments.sbg_retention(segments.sbg_params, float8) IS 'Retention rate in period t: (β + t − 1) / (α + β + t − 1)';
 
--- Named RFM segments from 1-5 scores; the map is a table users can edit (kept by pg_dump)
-CREATE TABLE segments.rfm_segment_map (
+-- Named RFM segments from 1-5 scores. The built-in map is part of the extension (recreated by every install,
+-- so never dumped); a user's own map is a table of its own (kept by pg_dump). Were the built-in rows seeded
+-- into the user's table, a restore would meet them there and collide with the dumped ones.
+CREATE TABLE segments.rfm_default_map (
     segment  text PRIMARY KEY,
     priority integer NOT NULL UNIQUE,
     r_min int NOT NULL, r_max int NOT NULL, f_min int NOT NULL, f_max int NOT NULL, m_min int NOT NULL, m_max int NOT NULL
 );
-COMMENT ON TABLE segments.rfm_segment_map IS 'RFM score ranges of the named segments; the first match by priority wins';
-COMMENT ON COLUMN segments.rfm_segment_map.segment IS 'Segment name';
-COMMENT ON COLUMN segments.rfm_segment_map.priority IS 'Lower is tried first';
-COMMENT ON COLUMN segments.rfm_segment_map.r_min IS 'Lowest recency score (1-5, 5 = most recent)';
-COMMENT ON COLUMN segments.rfm_segment_map.r_max IS 'Highest recency score';
-COMMENT ON COLUMN segments.rfm_segment_map.f_min IS 'Lowest frequency score (1-5, 5 = most frequent)';
-COMMENT ON COLUMN segments.rfm_segment_map.f_max IS 'Highest frequency score';
-COMMENT ON COLUMN segments.rfm_segment_map.m_min IS 'Lowest monetary score (1-5, 5 = highest value)';
-COMMENT ON COLUMN segments.rfm_segment_map.m_max IS 'Highest monetary score';
-INSERT INTO segments.rfm_segment_map VALUES
+COMMENT ON TABLE segments.rfm_default_map IS 'The built-in RFM map (Champions ... Hibernating), used while segments.rfm_segment_map is empty';
+COMMENT ON COLUMN segments.rfm_default_map.segment IS 'Segment name';
+COMMENT ON COLUMN segments.rfm_default_map.priority IS 'Lower is tried first';
+COMMENT ON COLUMN segments.rfm_default_map.r_min IS 'Lowest recency score (1-5, 5 = most recent)';
+COMMENT ON COLUMN segments.rfm_default_map.r_max IS 'Highest recency score';
+COMMENT ON COLUMN segments.rfm_default_map.f_min IS 'Lowest frequency score (1-5, 5 = most frequent)';
+COMMENT ON COLUMN segments.rfm_default_map.f_max IS 'Highest frequency score';
+COMMENT ON COLUMN segments.rfm_default_map.m_min IS 'Lowest monetary score (1-5, 5 = highest value)';
+COMMENT ON COLUMN segments.rfm_default_map.m_max IS 'Highest monetary score';
+INSERT INTO segments.rfm_default_map VALUES
     ('Champions',          1, 4, 5, 4, 5, 4, 5),
     ('Can''t Lose Them',   2, 1, 1, 4, 5, 4, 5),
     ('New',                3, 4, 5, 1, 1, 1, 5),
@@ -126,23 +128,45 @@ INSERT INTO segments.rfm_segment_map VALUES
     ('Need Attention',     9, 2, 3, 2, 3, 1, 5),
     ('About to Sleep',    10, 2, 3, 1, 2, 1, 5),
     ('Hibernating',       11, 1, 2, 1, 2, 1, 5);
+
+CREATE TABLE segments.rfm_segment_map (
+    segment  text PRIMARY KEY,
+    priority integer NOT NULL UNIQUE,
+    r_min int NOT NULL, r_max int NOT NULL, f_min int NOT NULL, f_max int NOT NULL, m_min int NOT NULL, m_max int NOT NULL
+);
+COMMENT ON TABLE segments.rfm_segment_map IS
+    'Your RFM map: score ranges of named segments, the first match by priority wins; while empty, segments.rfm_default_map applies';
+COMMENT ON COLUMN segments.rfm_segment_map.segment IS 'Segment name';
+COMMENT ON COLUMN segments.rfm_segment_map.priority IS 'Lower is tried first';
+COMMENT ON COLUMN segments.rfm_segment_map.r_min IS 'Lowest recency score (1-5, 5 = most recent)';
+COMMENT ON COLUMN segments.rfm_segment_map.r_max IS 'Highest recency score';
+COMMENT ON COLUMN segments.rfm_segment_map.f_min IS 'Lowest frequency score (1-5, 5 = most frequent)';
+COMMENT ON COLUMN segments.rfm_segment_map.f_max IS 'Highest frequency score';
+COMMENT ON COLUMN segments.rfm_segment_map.m_min IS 'Lowest monetary score (1-5, 5 = highest value)';
+COMMENT ON COLUMN segments.rfm_segment_map.m_max IS 'Highest monetary score';
 SELECT pg_catalog.pg_extension_config_dump('segments.rfm_segment_map', '');
 
 CREATE FUNCTION segments.rfm_segment(r integer, f integer, m integer) RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE found_segment text;
 BEGIN
     IF r NOT BETWEEN 1 AND 5 OR f NOT BETWEEN 1 AND 5 OR m NOT BETWEEN 1 AND 5 THEN
         RAISE EXCEPTION 'RFM scores must be 1-5, got r=%, f=%, m=%', r, f, m
             USING ERRCODE = '22003', HINT = 'score with ntile(5) OVER (ORDER BY ...)';
     END IF;
-    SELECT s.segment INTO found_segment FROM segments.rfm_segment_map s
-    WHERE r BETWEEN s.r_min AND s.r_max AND f BETWEEN s.f_min AND s.f_max AND m BETWEEN s.m_min AND s.m_max
-    ORDER BY s.priority LIMIT 1;
+    IF EXISTS (SELECT FROM segments.rfm_segment_map) THEN
+        SELECT s.segment INTO found_segment FROM segments.rfm_segment_map s
+        WHERE r BETWEEN s.r_min AND s.r_max AND f BETWEEN s.f_min AND s.f_max AND m BETWEEN s.m_min AND s.m_max
+        ORDER BY s.priority LIMIT 1;
+    ELSE
+        SELECT s.segment INTO found_segment FROM segments.rfm_default_map s
+        WHERE r BETWEEN s.r_min AND s.r_max AND f BETWEEN s.f_min AND s.f_max AND m BETWEEN s.m_min AND s.m_max
+        ORDER BY s.priority LIMIT 1;
+    END IF;
     RETURN coalesce(found_segment, 'Others');
 END $$;
 COMMENT ON FUNCTION segments.rfm_segment(integer, integer, integer) IS
-    'The named RFM segment (Champions, Loyal, ..., Lost) of 1-5 recency, frequency and monetary scores, from segments.rfm_segment_map';
+    'The named RFM segment (Champions, Loyal, ..., Lost) of 1-5 recency, frequency and monetary scores, from segments.rfm_segment_map (or, while it is empty, segments.rfm_default_map)';
 
 COMMENT ON FUNCTION segments.kmeans(regclass, text[], integer, integer, integer, integer, boolean) IS
     'k-means++ clusters of a relation on numeric features: size, centroid (in the features'' units) and within-cluster sum of squares';

@@ -16,5 +16,4 @@ GRANT USAGE ON SCHEMA segments TO segments_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
 GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment, segments.membership TO segments_editor;
-GRANT INSERT ON segments.definition_log TO segments_editor;
-GRANT USAGE ON SEQUENCE segments.definition_log_id_seq TO segments_editor;
+-- the audit log is written by its SECURITY DEFINER trigger only

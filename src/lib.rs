@@ -15,11 +15,26 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod error;
+pub mod interrupt;
 pub mod metrics;
 pub mod models;
 pub mod rules;
 
 ::pgrx::pg_module_magic!(name, version);
+
+/// Runs once per backend, when the library loads.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // pgrx appends a Rust backtrace to an ERROR's DETAIL whenever the server was started with RUST_BACKTRACE
+    // set; users (and BI tools showing errors verbatim) must never see one. RUST_LIB_BACKTRACE takes
+    // precedence for captured backtraces, and the backend is single-threaded here.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    interrupt::install(check_for_interrupts);
+}
+
+fn check_for_interrupts() {
+    pgrx::check_for_interrupts!();
+}
 
 // Hand-written SQL: tables, triggers, aggregates, views and the declarations of the raw C functions, each
 // after the pgrx-generated functions it names; roles and grants last.
@@ -29,7 +44,8 @@ extension_sql_file!(
     requires = [
         api::classify::to_sql,
         api::classify::validate_rule,
-        api::classify::definitions_changed
+        api::classify::definitions_changed,
+        api::security::acting_role
     ]
 );
 extension_sql_file!(
@@ -58,6 +74,7 @@ extension_sql_file!(
     "../sql/models.sql",
     name = "models",
     requires = [
+        "definitions",
         api::models::kmeans,
         api::models::choose_k,
         api::models::segmentation_from_clusters,

@@ -5,6 +5,7 @@
 //! resolved once per row type, and segment names returned as ready-made text datums.
 
 use super::row::{composite_header, varlena_bytes, RowReader, RowView, TupleColumns};
+use super::security::with_safe_search_path;
 use super::{c_function, raise_with, text_datum, OrRaise};
 use crate::rules::sql::to_sql as ruleset_sql;
 use crate::rules::{Ruleset, RulesetDef};
@@ -80,10 +81,12 @@ pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
     if let Some(json) = RULESETS.with(|c| c.borrow().get(&key).cloned()) {
         return json;
     }
-    let json: Option<JsonB> = Spi::connect(|c| {
-        c.select("SELECT segments.ruleset($1)", Some(1), &[name.into()])?
-            .first()
-            .get_one::<JsonB>()
+    let json: Option<JsonB> = with_safe_search_path(|| {
+        Spi::connect(|c| {
+            c.select("SELECT segments.ruleset($1)", Some(1), &[name.into()])?
+                .first()
+                .get_one::<JsonB>()
+        })
     })
     .unwrap_or_else(|e| {
         raise_with(
@@ -239,10 +242,12 @@ fn to_sql(segmentation: default!(Option<&str>, "NULL")) -> String {
 }
 
 fn source_of(segmentation: &str) -> pg_sys::Oid {
-    Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT source::oid FROM segments.segmentation WHERE name = $1",
-        &[segmentation.into()],
-    )
+    with_safe_search_path(|| {
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT source::oid FROM segments.segmentation WHERE name = $1",
+            &[segmentation.into()],
+        )
+    })
     .ok()
     .flatten()
     .unwrap_or_else(|| {

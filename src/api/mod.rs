@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod classify;
 pub mod models;
 pub mod row;
+pub mod security;
 pub mod tracking;
 
 use crate::error::SegError;
@@ -91,7 +92,7 @@ pub unsafe fn composite(
             .collect();
         let mut nulls: Vec<bool> = values.iter().map(|v| v.is_none()).collect();
         let tuple = pg_sys::heap_form_tuple(desc, datums.as_ptr() as *mut _, nulls.as_mut_ptr());
-        pg_sys::DecrTupleDescRefCount(desc);
+        row::release_tupdesc(desc);
         pg_sys::Datum::from((*tuple).t_data)
     }
 }

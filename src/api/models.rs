@@ -2,6 +2,7 @@
 //! turned into segments, the RFM aggregate, and the lifetime-model fits and predictions.
 
 use super::row::{RowReader, TupleColumns};
+use super::security::with_safe_search_path;
 use super::{arg, c_function, composite, f8, new_state, raise, raise_with, state_arg, OrRaise};
 use crate::error::SegError;
 use crate::models::kmeans::{kmeans as fit_kmeans, sample_rows, silhouette, Clustering, Points};
@@ -74,7 +75,7 @@ fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
 /// Runs a query through a cursor, 50,000 rows at a time, handing each row to `each` deformed in Rust.
 fn scan_query(query: &str, mut each: impl FnMut(&RowReader)) {
     let query = CString::new(query).unwrap_or_default();
-    unsafe {
+    with_safe_search_path(|| unsafe {
         pg_sys::SPI_connect();
         let plan = pg_sys::SPI_prepare(query.as_ptr(), 0, std::ptr::null_mut());
         let portal = pg_sys::SPI_cursor_open(
@@ -86,6 +87,7 @@ fn scan_query(query: &str, mut each: impl FnMut(&RowReader)) {
         );
         let mut reader: Option<RowReader> = None;
         loop {
+            crate::interrupt::check();
             pg_sys::SPI_cursor_fetch(portal, true, 50_000);
             let table = pg_sys::SPI_tuptable;
             let n = pg_sys::SPI_processed as usize;
@@ -103,7 +105,7 @@ fn scan_query(query: &str, mut each: impl FnMut(&RowReader)) {
         }
         pg_sys::SPI_cursor_close(portal);
         pg_sys::SPI_finish();
-    }
+    })
 }
 
 fn fit(points: &Points, k: i32, seed: i32, n_init: i32, max_iter: i32) -> Clustering {
@@ -584,6 +586,9 @@ fn expected_spend(p: f64, q: f64, v: f64, frequency: f64, monetary: f64) -> f64 
     GammaGamma { p, q, v }.expected_spend(frequency, monetary)
 }
 
+/// A lifetime horizon beyond a century says nothing about a customer (and costs a series per month).
+const MAX_CLV_MONTHS: i32 = 1200;
+
 /// Σ over months m = 1..months of E[purchases in month m] × E[spend] / (1 + monthly_discount)^m,
 /// a month being 365.25/12 days expressed in `time_unit`.
 #[pg_extern(immutable, parallel_safe, strict, name = "_predicted_clv")]
@@ -604,9 +609,9 @@ fn predicted_clv(
     monthly_discount: f64,
     time_unit: &str,
 ) -> f64 {
-    if months < 0 || monthly_discount <= -1.0 {
+    if !(0..=MAX_CLV_MONTHS).contains(&months) || monthly_discount <= -1.0 {
         raise(SegError::invalid_argument(
-            "months must be >= 0 and monthly_discount > -1",
+            format!("months must be between 0 and {MAX_CLV_MONTHS} and monthly_discount > -1"),
             "e.g. 12 months at 0.01",
         ));
     }
@@ -616,6 +621,7 @@ fn predicted_clv(
     let spend = GammaGamma { p, q, v }.expected_spend(frequency, monetary);
     (1..=months)
         .map(|m| {
+            crate::interrupt::check();
             let purchases =
                 model.expected(m as f64 * month, &c) - model.expected((m - 1) as f64 * month, &c);
             purchases * spend / (1.0 + monthly_discount).powi(m)

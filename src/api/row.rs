@@ -52,6 +52,39 @@ fn kind_of(typid: pg_sys::Oid) -> (Kind, ColumnType) {
     }
 }
 
+/// A tuple descriptor's attributes. PostgreSQL 18 moved them behind the compact attributes
+/// (`TupleDescAttr`); before that they were the descriptor's `attrs` array.
+///
+/// # Safety
+/// `desc` must be a valid tuple descriptor that outlives the slice.
+pub unsafe fn attributes<'a>(desc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData_pg_attribute] {
+    unsafe {
+        let natts = (*desc).natts as usize;
+        #[cfg(feature = "pg18")]
+        {
+            let first = (*desc).compact_attrs.as_ptr().add(natts).cast();
+            std::slice::from_raw_parts(first, natts)
+        }
+        #[cfg(not(feature = "pg18"))]
+        {
+            (*desc).attrs.as_slice(natts)
+        }
+    }
+}
+
+/// Releases a descriptor from `lookup_rowtype_tupdesc`, as `ReleaseTupleDesc` does: only a reference-counted
+/// one holds a reference (a record type shared with parallel workers, for one, does not).
+///
+/// # Safety
+/// `desc` must come from `lookup_rowtype_tupdesc` in the current resource owner.
+pub unsafe fn release_tupdesc(desc: pg_sys::TupleDesc) {
+    unsafe {
+        if (*desc).tdrefcount >= 0 {
+            pg_sys::DecrTupleDescRefCount(desc);
+        }
+    }
+}
+
 /// The columns of a tuple descriptor, as the rule compiler sees them.
 pub struct TupleColumns {
     relation: String,
@@ -64,8 +97,7 @@ impl TupleColumns {
     /// # Safety
     /// `desc` must be a valid tuple descriptor.
     pub unsafe fn new(desc: pg_sys::TupleDesc, relation: String) -> Self {
-        let natts = unsafe { (*desc).natts } as usize;
-        let attrs = unsafe { (*desc).attrs.as_slice(natts) };
+        let attrs = unsafe { attributes(desc) };
         let mut cols = TupleColumns {
             relation,
             names: vec![],
@@ -157,7 +189,7 @@ impl RowReader {
                     .into_owned()
             };
             let reader = Self::from_desc(desc, typid, typmod, relation);
-            pg_sys::DecrTupleDescRefCount(desc);
+            release_tupdesc(desc);
             reader
         }
     }
@@ -174,9 +206,7 @@ impl RowReader {
     ) -> Self {
         unsafe {
             let natts = (*desc).natts as usize;
-            let storage = (*desc)
-                .attrs
-                .as_slice(natts)
+            let storage = attributes(desc)
                 .iter()
                 .map(|a| Storage {
                     len: a.attlen,

@@ -8,7 +8,9 @@
 //! the set-based statement that refresh uses, restricted to the touched keys (after TRUNCATE: all of them).
 
 use super::classify::load_ruleset_json;
+use super::row::attributes;
 use super::row::RowReader;
+use super::security::with_safe_search_path;
 use super::{raise_with, text_datum, OrRaise};
 use crate::rules::compile::Columns;
 use crate::rules::{Ruleset, RulesetDef};
@@ -116,7 +118,7 @@ unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
                 ),
             )
         };
-        let key_type = (*desc).attrs.as_slice((*desc).natts as usize)[key_column].atttypid;
+        let key_type = attributes(desc)[key_column].atttypid;
         let mut key_output = pg_sys::InvalidOid;
         let mut varlena = false;
         pg_sys::getTypeOutputInfo(key_type, &mut key_output, &mut varlena);
@@ -441,7 +443,7 @@ super::c_function!(pg_finfo_track_trigger, track_trigger, |fcinfo| {
                 Some("use segments.track(segmentation) to install it".into()),
             );
         }
-        on_statement(context.cast());
+        with_safe_search_path(|| on_statement(context.cast()));
         pg_sys::Datum::from(0)
     }
 });

