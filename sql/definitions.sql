@@ -90,6 +90,10 @@ SELECT pg_catalog.pg_extension_config_dump('segments.definition_log_id_seq', '')
 ---------------------------------------------------------------------------------------------------------
 -- Validation and audit triggers
 ---------------------------------------------------------------------------------------------------------
+-- a raw C function (src/api/classify.rs), so that it reads the rule's jsonb itself
+CREATE FUNCTION segments.validate_rule(rule jsonb, source regclass, path text DEFAULT 'rule') RETURNS boolean
+    STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'validate_rule_wrapper';
+
 -- pg_dump's scripts (plain and through pg_restore) turn check_function_bodies off before they restore
 -- anything. A superuser's session in that state is taken to be a restore: the dumped rows are written as
 -- they were (no validation, no new timestamps, no log entries: the log is restored too), and CREATE

@@ -55,6 +55,10 @@ pub enum SegError {
     #[error("{message}")]
     InvalidArgument { message: String, hint: String },
 
+    /// A rule or value beyond the documented limits, e.g. nested too deeply (54001).
+    #[error("{message}")]
+    TooComplex { message: String, hint: String },
+
     /// A model fit that cannot proceed or did not converge (22000 data exception).
     #[error("{message}")]
     FitFailed { message: String, detail: String },
@@ -99,6 +103,7 @@ impl SegError {
             SegError::InvalidRegex { .. } => "2201B",
             SegError::InvalidDatetime { .. } => "22007",
             SegError::OutOfRange { .. } => "22003",
+            SegError::TooComplex { .. } => "54001",
             SegError::FitFailed { .. } => "22000",
         }
     }
@@ -123,6 +128,7 @@ impl SegError {
             | SegError::InvalidDatetime { hint, .. }
             | SegError::Hierarchy { hint, .. }
             | SegError::OutOfRange { hint, .. }
+            | SegError::TooComplex { hint, .. }
             | SegError::InvalidArgument { hint, .. } => {
                 Some(hint.clone()).filter(|h| !h.is_empty())
             }

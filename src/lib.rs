@@ -43,7 +43,6 @@ extension_sql_file!(
     name = "definitions",
     requires = [
         api::classify::to_sql,
-        api::classify::validate_rule,
         api::classify::definitions_changed,
         api::security::acting_role
     ]

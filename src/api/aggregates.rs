@@ -207,24 +207,24 @@ c_function!(pg_finfo__state_add, _state_add, |fcinfo| {
 
 // Finals with a single number; the states arrive as arrays.
 #[pg_extern(immutable, parallel_safe, strict, name = "_churn_rate_final")]
-fn churn_rate_final(state: Vec<f64>) -> Option<f64> {
-    metrics::churn_rate(&state)
+fn churn_rate_final(state: Vec<Option<f64>>) -> Option<f64> {
+    metrics::churn_rate(&metrics::checked_state(&state, layout::CHURN).or_raise())
 }
 #[pg_extern(immutable, parallel_safe, strict, name = "_nrr_final")]
-fn nrr_final(state: Vec<f64>) -> Option<f64> {
-    metrics::nrr(&state)
+fn nrr_final(state: Vec<Option<f64>>) -> Option<f64> {
+    metrics::nrr(&metrics::checked_state(&state, layout::REVENUE).or_raise())
 }
 #[pg_extern(immutable, parallel_safe, strict, name = "_grr_final")]
-fn grr_final(state: Vec<f64>) -> Option<f64> {
-    metrics::grr(&state)
+fn grr_final(state: Vec<Option<f64>>) -> Option<f64> {
+    metrics::grr(&metrics::checked_state(&state, layout::REVENUE).or_raise())
 }
 #[pg_extern(immutable, parallel_safe, strict, name = "_arr_growth_final")]
-fn arr_growth_final(state: Vec<f64>) -> Option<f64> {
-    metrics::arr_growth(&state)
+fn arr_growth_final(state: Vec<Option<f64>>) -> Option<f64> {
+    metrics::arr_growth(&metrics::checked_state(&state, layout::REVENUE).or_raise())
 }
 #[pg_extern(immutable, parallel_safe, strict, name = "_clv_final")]
-fn clv_final(state: Vec<f64>) -> Option<f64> {
-    metrics::clv_of_group(&state)
+fn clv_final(state: Vec<Option<f64>>) -> Option<f64> {
+    metrics::clv_of_group(&metrics::checked_state(&state, layout::CLV).or_raise())
 }
 
 /// Customer lifetime value, per-period formula: arpa × gross_margin / churn_rate.

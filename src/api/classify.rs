@@ -4,8 +4,8 @@
 //! lives for one execution of the query): rules are read and compiled once per query, attribute names
 //! resolved once per row type, and segment names returned as ready-made text datums.
 
-use super::row::{composite_header, varlena_bytes, RowReader, RowView, TupleColumns};
-use super::security::with_safe_search_path;
+use super::row::{composite_header, jsonb_value, varlena_bytes, RowReader, RowView, TupleColumns};
+use super::security::read_first;
 use super::{c_function, raise_with, text_datum, OrRaise};
 use crate::rules::sql::to_sql as ruleset_sql;
 use crate::rules::{Ruleset, RulesetDef};
@@ -47,9 +47,7 @@ impl Source<'_> {
             Source::Named(name) => {
                 load_ruleset_json(name.map(|n| std::str::from_utf8(n).unwrap_or_default()))
             }
-            Source::Inline(d, _) => unsafe { JsonB::from_datum(*d, false) }
-                .map(|j| j.0)
-                .unwrap_or_default(),
+            Source::Inline(d, _) => unsafe { jsonb_value(*d, "ruleset") }.or_raise(),
         };
         RulesetDef::from_json(&json).or_raise()
     }
@@ -60,17 +58,25 @@ thread_local! {
     /// definition table changes (see `forget_rulesets`), so per-statement work skips the catalog read.
     static RULESETS: RefCell<HashMap<Option<String>, serde_json::Value>> = RefCell::new(HashMap::new());
     static LISTENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Invalidations seen by this backend: a read during which one arrived is not kept.
+    static INVALIDATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Relcache invalidation callback: the definition tables' triggers send one on every change (at the end of
 /// the statement for this backend, at commit for the others).
 unsafe extern "C-unwind" fn forget_rulesets(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     RULESETS.with(|c| c.borrow_mut().clear());
+    INVALIDATIONS.set(INVALIDATIONS.get() + 1);
     super::tracking::forget();
 }
 
 /// The definitions of a segmentation, as `segments.ruleset(name)` gives them (errors 42704 if unknown),
 /// without `as_of`: each statement evaluates time rules against its own transaction start.
+///
+/// What is read is kept for later statements only when it cannot be stale: not under a transaction
+/// snapshot (REPEATABLE READ, SERIALIZABLE: it sees the definitions as of the transaction's start, and the
+/// invalidation of a later change may already have been processed), and only if no invalidation arrived
+/// while reading.
 pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
     if !LISTENING.with(|l| l.replace(true)) {
         unsafe {
@@ -81,26 +87,19 @@ pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
     if let Some(json) = RULESETS.with(|c| c.borrow().get(&key).cloned()) {
         return json;
     }
-    let json: Option<JsonB> = with_safe_search_path(|| {
-        Spi::connect(|c| {
-            c.select("SELECT segments.ruleset($1)", Some(1), &[name.into()])?
-                .first()
-                .get_one::<JsonB>()
-        })
+    let invalidations = INVALIDATIONS.get();
+    let mut json = read_first(c"SELECT segments.ruleset($1)", &[name], |d| {
+        d.map(|d| unsafe { jsonb_value(d, "ruleset") }.or_raise())
     })
-    .unwrap_or_else(|e| {
-        raise_with(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("reading definitions: {e}"),
-            None,
-            None,
-        )
-    });
-    let mut json = json.map(|j| j.0).unwrap_or_default();
+    .unwrap_or_default();
     if let Some(obj) = json.as_object_mut() {
         obj.remove("as_of");
     }
-    RULESETS.with(|c| c.borrow_mut().insert(key, json.clone()));
+    let transaction_snapshot =
+        unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
+    if !transaction_snapshot && INVALIDATIONS.get() == invalidations {
+        RULESETS.with(|c| c.borrow_mut().insert(key, json.clone()));
+    }
     json
 }
 
@@ -236,20 +235,20 @@ c_function!(pg_finfo_explain, explain, |fcinfo| {
 #[pg_extern(stable, parallel_safe)]
 fn to_sql(segmentation: default!(Option<&str>, "NULL")) -> String {
     let def = RulesetDef::from_json(&load_ruleset_json(segmentation)).or_raise();
-    let columns = TupleColumns::of_relation(source_of(&def.segmentation));
+    let columns = TupleColumns::of_relation(
+        source_of(&def.segmentation),
+        &format!("segmentation \"{}\"", def.segmentation),
+    );
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     ruleset_sql(&Ruleset::compile(&def, &columns, now).or_raise())
 }
 
 fn source_of(segmentation: &str) -> pg_sys::Oid {
-    with_safe_search_path(|| {
-        Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT source::oid FROM segments.segmentation WHERE name = $1",
-            &[segmentation.into()],
-        )
-    })
-    .ok()
-    .flatten()
+    read_first(
+        c"SELECT source::oid FROM segments.segmentation WHERE name = $1",
+        &[Some(segmentation)],
+        |d| d.map(|d| pg_sys::Oid::from(d.value() as u32)),
+    )
     .unwrap_or_else(|| {
         raise_with(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -260,15 +259,28 @@ fn source_of(segmentation: &str) -> pg_sys::Oid {
     })
 }
 
-/// Checks a rule against a relation's columns and raises the first fault (with its JSON path).
-/// Called by the trigger on segments.segment; usable directly to test a rule before saving it.
-#[pg_extern(stable, parallel_safe)]
-fn validate_rule(rule: JsonB, source: PgRelation, path: default!(&str, "'rule'")) -> bool {
-    use crate::rules::ast::parse;
-    use crate::rules::compile::{check_time_literals, compile};
-    let columns = TupleColumns::of_relation(source.oid());
-    let parsed = parse(&rule.0, path).or_raise();
-    check_time_literals(&parsed, &columns).or_raise();
-    compile(&parsed, &columns, 0).or_raise();
-    true
-}
+// validate_rule: checks a rule against a relation's columns and raises the first fault (with its JSON path).
+// Called by the trigger on segments.segment; usable directly to test a rule before saving it. Written
+// against the raw arguments: the rule's jsonb is read by `jsonb_value`, which reports numbers beyond
+// float8 and over-deep nesting as errors rather than failing inside a conversion.
+c_function!(
+    pg_finfo_validate_rule_wrapper,
+    validate_rule_wrapper,
+    |fcinfo| {
+        use crate::rules::ast::parse;
+        use crate::rules::compile::{check_time_literals, compile};
+        let args = (*fcinfo).args.as_slice(3);
+        let path = if (*fcinfo).nargs < 3 {
+            "rule".to_string()
+        } else {
+            String::from_utf8_lossy(varlena_bytes(args[2].value)).into_owned()
+        };
+        let source = pg_sys::Oid::from(args[1].value.value() as u32);
+        let rule = jsonb_value(args[0].value, &path).or_raise();
+        let columns = TupleColumns::of_relation(source, &path);
+        let parsed = parse(&rule, &path).or_raise();
+        check_time_literals(&parsed, &columns).or_raise();
+        compile(&parsed, &columns, 0).or_raise();
+        pg_sys::Datum::from(true)
+    }
+);

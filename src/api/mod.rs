@@ -23,6 +23,7 @@ pub fn raise(e: SegError) -> ! {
         "2201B" => PgSqlErrorCode::ERRCODE_INVALID_REGULAR_EXPRESSION,
         "22007" => PgSqlErrorCode::ERRCODE_INVALID_DATETIME_FORMAT,
         "22003" => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        "54001" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
         _ => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
     };
     raise_with(code, e.to_string(), e.detail(), e.hint())

@@ -24,6 +24,23 @@ fn qualified_name(rel: &PgRelation) -> String {
     )
 }
 
+/// The feature columns named; a NULL name is an error (22004), not a skipped feature.
+fn feature_names(features: Vec<Option<String>>) -> Vec<String> {
+    features
+        .into_iter()
+        .map(|f| {
+            f.unwrap_or_else(|| {
+                raise_with(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    "a feature column name is NULL".into(),
+                    None,
+                    Some("pass the feature columns by name, e.g. ARRAY['income', 'score']".into()),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Reads the features of every row into a flat buffer; rows with a NULL feature are skipped and counted.
 fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
     if features.is_empty() {
@@ -32,7 +49,7 @@ fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
             "pass e.g. ARRAY['income', 'score']",
         ));
     }
-    let columns = TupleColumns::of_relation(rel.oid());
+    let columns = TupleColumns::of_relation(rel.oid(), "k-means");
     for f in features {
         match columns.lookup(f) {
             None => raise(SegError::UnknownAttribute {
@@ -177,7 +194,7 @@ fn original_units(centroid: &[f64], center: &[f64], scale: &[f64]) -> Vec<f64> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn kmeans(
     source: PgRelation,
-    features: Vec<String>,
+    features: Vec<Option<String>>,
     k: i32,
     seed: default!(i32, 0),
     n_init: default!(i32, 10),
@@ -197,7 +214,15 @@ fn kmeans(
         d,
         center,
         scale,
-    } = fit_relation(&source, &features, k, seed, n_init, max_iter, standardize);
+    } = fit_relation(
+        &source,
+        &feature_names(features),
+        k,
+        seed,
+        n_init,
+        max_iter,
+        standardize,
+    );
     let rows: Vec<_> = by_size(&c)
         .into_iter()
         .enumerate()
@@ -217,7 +242,7 @@ fn kmeans(
 #[pg_extern(volatile, parallel_unsafe)]
 fn choose_k(
     source: PgRelation,
-    features: Vec<String>,
+    features: Vec<Option<String>>,
     k_min: i32,
     k_max: i32,
     seed: default!(i32, 0),
@@ -231,6 +256,7 @@ fn choose_k(
             "the silhouette needs at least two clusters",
         ));
     }
+    let features = feature_names(features);
     let (mut points, _) = read_points(&source, &features);
     if standardize {
         points.standardize();
@@ -265,7 +291,7 @@ fn segmentation_from_clusters(
     name: &str,
     source: PgRelation,
     key_column: &str,
-    features: Vec<String>,
+    features: Vec<Option<String>>,
     k: i32,
     seed: default!(i32, 0),
     n_init: default!(i32, 10),
@@ -278,6 +304,7 @@ fn segmentation_from_clusters(
         name!(centroid, Vec<f64>),
     ),
 > {
+    let features = feature_names(features);
     let Fitted {
         c,
         d,
@@ -327,6 +354,16 @@ struct RfmState {
 }
 
 unsafe fn day_of(timestamptz: pg_sys::Datum) -> i32 {
+    // infinite times have no calendar day (date() gives ±infinity, which would count as days)
+    let t = timestamptz.value() as i64;
+    if t == i64::MIN || t == i64::MAX {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            "RFM needs finite order and observation times, got infinity".into(),
+            None,
+            Some("filter out orders with infinite times".into()),
+        );
+    }
     // the calendar day in the session's time zone, as date(order_time) gives it
     unsafe {
         pgrx::direct_function_call::<i32>(pg_sys::timestamptz_date, &[Some(timestamptz)])
@@ -567,7 +604,9 @@ fn bgnbd_expected(
             "",
         ));
     }
-    BgNbd { r, alpha, a, b }.expected(horizon, &customer(frequency, recency, t))
+    BgNbd { r, alpha, a, b }
+        .expected(horizon, &customer(frequency, recency, t))
+        .or_raise()
 }
 
 #[pg_extern(immutable, parallel_safe, strict, name = "_p_alive")]
@@ -577,13 +616,9 @@ fn p_alive(r: f64, alpha: f64, a: f64, b: f64, frequency: f64, recency: f64, t: 
 
 #[pg_extern(immutable, parallel_safe, strict, name = "_expected_spend")]
 fn expected_spend(p: f64, q: f64, v: f64, frequency: f64, monetary: f64) -> f64 {
-    if frequency < 0.0 || monetary < 0.0 {
-        raise(SegError::invalid_argument(
-            "frequency and monetary must be non-negative",
-            "",
-        ));
-    }
-    GammaGamma { p, q, v }.expected_spend(frequency, monetary)
+    GammaGamma { p, q, v }
+        .expected_spend(frequency, monetary)
+        .or_raise()
 }
 
 /// A lifetime horizon beyond a century says nothing about a customer (and costs a series per month).
@@ -618,12 +653,14 @@ fn predicted_clv(
     let month = rfm::unit_days("month").or_raise() / rfm::unit_days(time_unit).or_raise();
     let model = BgNbd { r, alpha, a, b };
     let c = customer(frequency, recency, t);
-    let spend = GammaGamma { p, q, v }.expected_spend(frequency, monetary);
+    let spend = GammaGamma { p, q, v }
+        .expected_spend(frequency, monetary)
+        .or_raise();
     (1..=months)
         .map(|m| {
             crate::interrupt::check();
-            let purchases =
-                model.expected(m as f64 * month, &c) - model.expected((m - 1) as f64 * month, &c);
+            let purchases = model.expected(m as f64 * month, &c).or_raise()
+                - model.expected((m - 1) as f64 * month, &c).or_raise();
             purchases * spend / (1.0 + monthly_discount).powi(m)
         })
         .sum()

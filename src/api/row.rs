@@ -121,9 +121,21 @@ impl TupleColumns {
     }
 
     /// Columns of a table, view or other relation, by OID.
-    pub fn of_relation(relid: pg_sys::Oid) -> Self {
+    /// The columns of a relation; `what` names whose relation it is when it no longer exists (42P01).
+    pub fn of_relation(relid: pg_sys::Oid, what: &str) -> Self {
         unsafe {
-            let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            if rel.is_null() {
+                super::raise_with(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                    format!("the relation of {what} does not exist"),
+                    Some(format!(
+                        "relation OID {} was dropped after the segmentation was defined",
+                        relid.to_u32()
+                    )),
+                    Some("point segments.segmentation.source at an existing relation, or delete the segmentation".into()),
+                );
+            }
             let name = CStr::from_ptr(pg_sys::get_rel_name(relid))
                 .to_string_lossy()
                 .into_owned();
@@ -364,6 +376,36 @@ pub unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     }
 }
 
+/// A jsonb datum as a serde value. pgrx's own conversion panics where serde_json refuses the text: numbers
+/// beyond float8 (22003) and nesting deeper than serde's limit of 128 (54001); here they are errors.
+///
+/// # Safety
+/// `d` must be a non-null jsonb datum.
+pub unsafe fn jsonb_value(d: pg_sys::Datum, what: &str) -> crate::error::Result<serde_json::Value> {
+    let text = unsafe {
+        let cstr = pg_sys::OidOutputFunctionCall(pg_sys::Oid::from(pg_sys::F_JSONB_OUT), d);
+        let text = CStr::from_ptr(cstr).to_string_lossy().into_owned();
+        pg_sys::pfree(cstr.cast());
+        text
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            crate::error::SegError::TooComplex {
+                message: format!("{what} is nested too deeply"),
+                hint: format!(
+                    "rules nest at most {} levels",
+                    crate::rules::ast::MAX_RULE_DEPTH
+                ),
+            }
+        } else {
+            crate::error::SegError::out_of_range(
+                format!("{what} holds a number outside the range of double precision"),
+                "rule values are compared as float8: use numbers between -1.7e308 and 1.7e308",
+            )
+        }
+    })
+}
+
 /// Detoasts a composite argument datum (a no-op for the usual in-memory row).
 ///
 /// # Safety
@@ -415,7 +457,7 @@ impl Row for RowView<'_> {
                     })
                 }
                 Kind::Timestamp => Cell::Time(d.value() as i64),
-                Kind::Other => Cell::Null,
+                Kind::Other => Cell::Opaque,
             }
         }
     }

@@ -427,7 +427,11 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
                 move_account(name_datum, key, segment.as_deref(), at, t.notify);
             }
         }
-        TRACKED.with(|c| c.borrow_mut().insert(name, t));
+        // under a transaction snapshot the definitions read are as of the transaction's start: keep them
+        // for this statement only (see load_ruleset_json)
+        if pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32 {
+            TRACKED.with(|c| c.borrow_mut().insert(name, t));
+        }
         pg_sys::SPI_finish();
     }
 }

@@ -19,6 +19,28 @@ pub mod layout {
     pub const CLV: usize = 4;
 }
 
+/// A state array handed to a final function, checked before use: it has its layout's length and no NULLs
+/// (22023: a hand-made array is not an aggregate's state), and its sums stayed finite (22003: overflow).
+pub fn checked_state(state: &[Option<f64>], len: usize) -> Result<Vec<f64>> {
+    if state.len() != len || state.iter().any(Option::is_none) {
+        return Err(SegError::invalid_argument(
+            format!(
+                "not a state of this aggregate: expected {len} numbers without NULLs, got {}",
+                state.len()
+            ),
+            "final functions are called by their aggregates",
+        ));
+    }
+    let state: Vec<f64> = state.iter().flatten().copied().collect();
+    if state.iter().any(|x| !x.is_finite()) {
+        return Err(SegError::out_of_range(
+            "the aggregate's sums overflowed double precision",
+            "aggregate fewer or smaller values (e.g. ARR in thousands)",
+        ));
+    }
+    Ok(state)
+}
+
 pub fn check_confidence(confidence: f64) -> Result<f64> {
     if confidence > 0.0 && confidence < 1.0 {
         Ok(confidence)

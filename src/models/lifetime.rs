@@ -95,8 +95,27 @@ impl BgNbd {
         1.0 / (1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + tx)).powf(r + x))
     }
 
+    /// Parameters inside the model's domain: all positive and finite (a = 1 exactly makes the closed form 0/0).
+    pub fn check(&self) -> Result<()> {
+        let BgNbd { r, alpha, a, b } = *self;
+        if ![r, alpha, a, b].iter().all(|p| p.is_finite() && *p > 0.0) || a == 1.0 {
+            return Err(SegError::out_of_range(
+                format!("BG/NBD parameters r {r}, alpha {alpha}, a {a}, b {b} are outside the model's domain"),
+                "r, alpha, a and b must be positive (a other than 1): pass the result of segments.bgnbd_fit()",
+            ));
+        }
+        Ok(())
+    }
+
     /// E[purchases in (T, T + horizon] | x, t_x, T].
-    pub fn expected(&self, horizon: f64, c: &Rfm) -> f64 {
+    pub fn expected(&self, horizon: f64, c: &Rfm) -> Result<f64> {
+        self.check()?;
+        if !(horizon.is_finite() && horizon >= 0.0) {
+            return Err(SegError::out_of_range(
+                format!("horizon {horizon} must be finite and non-negative"),
+                "",
+            ));
+        }
         let BgNbd { r, alpha, a, b } = *self;
         let Rfm {
             frequency: x,
@@ -104,7 +123,12 @@ impl BgNbd {
             t,
         } = *c;
         let z = horizon / (alpha + t + horizon);
-        let hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, z);
+        let hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, z).ok_or_else(|| {
+            SegError::out_of_range(
+                format!("horizon {horizon} is too long for the BG/NBD series to converge"),
+                "use a horizon of the order of the observation period",
+            )
+        })?;
         let numerator = (a + b + x - 1.0) / (a - 1.0)
             * (1.0 - ((alpha + t) / (alpha + t + horizon)).powf(r + x) * hyp);
         let denominator = if x > 0.0 {
@@ -112,22 +136,33 @@ impl BgNbd {
         } else {
             1.0
         };
-        numerator / denominator
+        let e = numerator / denominator;
+        if !e.is_finite() || e < -1e-9 {
+            return Err(SegError::out_of_range(
+                format!("BG/NBD expectation for horizon {horizon} cannot be computed accurately"),
+                "use a shorter horizon",
+            ));
+        }
+        Ok(e.max(0.0))
     }
 }
 
-/// Gauss hypergeometric 2F1(a, b; c; z) for 0 <= z < 1, by its power series.
-pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
+/// Gauss hypergeometric 2F1(a, b; c; z) for 0 <= z < 1, by its power series; None when the series has
+/// not converged within its term limit (z close to 1), rather than a truncated sum that looks like a value.
+pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
     let (mut term, mut sum) = (1.0, 1.0);
     for n in 0..100_000 {
         let n = n as f64;
         term *= (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z;
         sum += term;
+        if !sum.is_finite() {
+            return None;
+        }
         if term.abs() < 1e-16 * sum.abs() {
-            break;
+            return Some(sum);
         }
     }
-    sum
+    None
 }
 
 #[derive(Debug)]
@@ -241,10 +276,25 @@ impl GammaGamma {
             - (p * x + q) * (x * m + v).ln()
     }
 
-    /// E[mean spend | x, m]: a weighted mean of the population mean p·v/(q−1) and the customer's own mean.
-    pub fn expected_spend(&self, x: f64, m: f64) -> f64 {
+    /// E[mean spend | x, m]: a weighted mean of the population mean p·v/(q−1) and the customer's own mean;
+    /// defined for positive p and v and q > 1 (the population mean is infinite otherwise).
+    pub fn expected_spend(&self, x: f64, m: f64) -> Result<f64> {
         let GammaGamma { p, q, v } = *self;
-        p * (v + x * m) / (p * x + q - 1.0)
+        if ![p, q, v].iter().all(|x| x.is_finite() && *x > 0.0) || q <= 1.0 {
+            return Err(SegError::out_of_range(
+                format!(
+                    "Gamma-Gamma parameters p {p}, q {q}, v {v} are outside the model's domain"
+                ),
+                "p and v must be positive and q > 1: pass the result of segments.gamma_gamma_fit()",
+            ));
+        }
+        if !(x.is_finite() && m.is_finite()) || x < 0.0 || m < 0.0 {
+            return Err(SegError::invalid_argument(
+                "frequency and monetary must be finite and non-negative",
+                "",
+            ));
+        }
+        Ok(p * (v + x * m) / (p * x + q - 1.0))
     }
 }
 
@@ -271,6 +321,19 @@ pub fn fit_gamma_gamma(customers: &[(f64, f64)]) -> Result<Fit<GammaGamma>> {
             ),
             "the model describes the spend of customers with frequency > 0",
         ));
+    }
+    // the model separates spend variation within and between customers: identical means leave it unidentified
+    // (the likelihood grows without bound as p does)
+    if buyers.iter().all(|&(_, m)| m == buyers[0].1) {
+        return Err(SegError::FitFailed {
+            message: "Gamma-Gamma cannot be fitted: every repeat buyer has the same mean spend"
+                .into(),
+            detail: format!(
+                "{} repeat buyers, each with mean spend {}",
+                buyers.len(),
+                buyers[0].1
+            ),
+        });
     }
     let params = |p: &[f64]| GammaGamma {
         p: p[0].exp(),
@@ -398,7 +461,7 @@ mod tests {
     fn hypergeometric_series() {
         // 2F1(1, 1; 2; z) = -ln(1 - z) / z
         let z: f64 = 0.5;
-        assert!((hyp2f1(1.0, 1.0, 2.0, z) - (-(1.0 - z).ln() / z)).abs() < 1e-14);
+        assert!((hyp2f1(1.0, 1.0, 2.0, z).unwrap() - (-(1.0 - z).ln() / z)).abs() < 1e-14);
     }
 
     #[test]
@@ -450,7 +513,9 @@ mod tests {
             recency: 30.43,
             t: 38.86,
         };
-        assert!(m.expected(0.0, &c).abs() < 1e-12);
-        assert!(m.expected(52.0, &c) > m.expected(26.0, &c));
+        assert!(m.expected(0.0, &c).unwrap().abs() < 1e-12);
+        assert!(m.expected(52.0, &c).unwrap() > m.expected(26.0, &c).unwrap());
+        // a horizon the series cannot reach is an error, not a negative expectation (was -10.8)
+        assert!(m.expected(1e12, &c).is_err());
     }
 }

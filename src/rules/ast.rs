@@ -132,8 +132,22 @@ impl Op {
     }
 }
 
+/// How deeply `all` / `any` / `not` may nest: deeper trees are refused at save time (54001), so that
+/// evaluation, explain and to_sql never recurse further.
+pub const MAX_RULE_DEPTH: usize = 32;
+
 /// Parses a rule; `path` names the node in error messages (e.g. `rule` or `rule.all[1]`).
 pub fn parse(json: &Value, path: &str) -> Result<Rule> {
+    parse_at(json, path, 0)
+}
+
+fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Rule> {
+    if depth > MAX_RULE_DEPTH {
+        return Err(SegError::TooComplex {
+            message: format!("rule nesting at {path} is deeper than {MAX_RULE_DEPTH} levels"),
+            hint: "flatten the rule: \"all\" and \"any\" take any number of conditions".into(),
+        });
+    }
     match json {
         Value::Bool(true) => Ok(Rule::True),
         Value::Object(map) => {
@@ -152,7 +166,7 @@ pub fn parse(json: &Value, path: &str) -> Result<Rule> {
                         let rules = items
                             .iter()
                             .enumerate()
-                            .map(|(i, r)| parse(r, &format!("{child_path}[{i}]")))
+                            .map(|(i, r)| parse_at(r, &format!("{child_path}[{i}]"), depth + 1))
                             .collect::<Result<Vec<_>>>()?;
                         return Ok(if key == "all" {
                             Rule::All(rules)
@@ -160,7 +174,13 @@ pub fn parse(json: &Value, path: &str) -> Result<Rule> {
                             Rule::Any(rules)
                         });
                     }
-                    "not" => return Ok(Rule::Not(Box::new(parse(inner, &child_path)?))),
+                    "not" => {
+                        return Ok(Rule::Not(Box::new(parse_at(
+                            inner,
+                            &child_path,
+                            depth + 1,
+                        )?)))
+                    }
                     "nearest" => return parse_nearest(inner, &child_path).map(Rule::Nearest),
                     _ => {}
                 }

@@ -65,6 +65,8 @@ pub enum Cell<'a> {
     Text(&'a str),
     /// microseconds since 2000-01-01 (dates at midnight)
     Time(i64),
+    /// a value of a type rules only test for presence (uuid, jsonb, arrays, ...): not NULL, never compared
+    Opaque,
 }
 
 pub trait Row {
@@ -507,6 +509,7 @@ pub fn cell_json(cell: Cell) -> Value {
             .unwrap_or_else(|| Value::from(f.to_string())),
         Cell::Text(t) => Value::from(t),
         Cell::Time(t) => Value::from(format_timestamp(t)),
+        Cell::Opaque => Value::from("(not shown)"),
     }
 }
 

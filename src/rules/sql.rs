@@ -4,7 +4,7 @@
 use super::ast::Op;
 use super::compile::{Check, ColumnType, Expr, NearestTest, Scalar, Test};
 use super::ruleset::{Mode, Ruleset};
-use super::time::format_timestamp;
+use super::time::{format_timestamp, TIMESTAMP_RANGE};
 
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -41,7 +41,22 @@ fn scalar(s: &Scalar, ty: &ColumnType) -> String {
 }
 
 fn time_literal(t: i64, ty: &ColumnType) -> String {
-    let ts = format_timestamp(t);
+    // a cutoff beyond the range (a window longer than history) is the infinity on its side
+    let ts = if t < TIMESTAMP_RANGE.start {
+        "-infinity".to_string()
+    } else if t >= TIMESTAMP_RANGE.end {
+        "infinity".to_string()
+    } else {
+        format_timestamp(t)
+    };
+    if !TIMESTAMP_RANGE.contains(&t) {
+        let cast = if *ty == ColumnType::TimestampTz {
+            "timestamptz"
+        } else {
+            "timestamp"
+        };
+        return format!("'{ts}'::{cast}");
+    }
     match ty {
         ColumnType::TimestampTz => format!("'{ts}'::timestamptz"),
         _ => format!("'{}'::timestamp", &ts[..ts.len() - 3]),

@@ -48,9 +48,21 @@ pub fn parse_interval(text: &str) -> Option<Interval> {
             "month" | "mon" => iv.months = iv.months.checked_add(whole(n)?)?,
             "week" | "w" => iv.days = iv.days.checked_add(whole(n)?.checked_mul(7)?)?,
             "day" | "d" => iv.days = iv.days.checked_add(whole(n)?)?,
-            "hour" | "hr" | "h" => iv.micros += (n * 3600.0 * USECS_PER_SEC as f64).round() as i64,
-            "minute" | "min" | "m" => iv.micros += (n * 60.0 * USECS_PER_SEC as f64).round() as i64,
-            "second" | "sec" | "" => iv.micros += (n * USECS_PER_SEC as f64).round() as i64,
+            "hour" | "hr" | "h" => {
+                iv.micros = iv
+                    .micros
+                    .saturating_add((n * 3600.0 * USECS_PER_SEC as f64).round() as i64)
+            }
+            "minute" | "min" | "m" => {
+                iv.micros = iv
+                    .micros
+                    .saturating_add((n * 60.0 * USECS_PER_SEC as f64).round() as i64)
+            }
+            "second" | "sec" | "" => {
+                iv.micros = iv
+                    .micros
+                    .saturating_add((n * USECS_PER_SEC as f64).round() as i64)
+            }
             _ => return None,
         }
         any = true;
@@ -107,8 +119,26 @@ pub fn minus_interval(t: i64, iv: Interval) -> i64 {
     let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
     let nd = d.min(days_in_month(ny, nm));
     let days = days_from_civil(ny, nm, nd) - iv.days as i64;
-    days * USECS_PER_DAY + time - iv.micros
+    let t = days
+        .saturating_mul(USECS_PER_DAY)
+        .saturating_add(time)
+        .saturating_sub(iv.micros);
+    // a window reaching past the timestamp range reaches back to the beginning of time: -infinity
+    // (i64::MIN, as PostgreSQL stores it), so that SQL's '-infinity' and the evaluator agree
+    if t < TIMESTAMP_RANGE.start {
+        i64::MIN
+    } else {
+        t
+    }
 }
+
+/// PostgreSQL's finite timestamps in microseconds since 2000 (4714-11-24 BC to 294277-01-01, exclusive);
+/// ±infinity are i64::MIN and i64::MAX.
+pub const TIMESTAMP_RANGE: std::ops::Range<i64> =
+    -211_813_488_000_000_000..9_223_371_331_200_000_000;
+
+/// The years a rule's timestamp literal may name: PostgreSQL's timestamp range, AD.
+pub const YEARS: std::ops::RangeInclusive<i64> = 1..=294_276;
 
 /// Parses `YYYY-MM-DD`, optionally followed by ` HH:MM[:SS[.ffffff]]` (or `T`) and `Z` / `±HH[:MM]`.
 /// Returns microseconds since 2000-01-01 UTC.
@@ -119,10 +149,15 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let y: i64 = parts.next()?.parse().ok()?;
     let m: u32 = parts.next()?.parse().ok()?;
     let d: u32 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+    if parts.next().is_some()
+        || !YEARS.contains(&y)
+        || !(1..=12).contains(&m)
+        || d == 0
+        || d > days_in_month(y, m)
+    {
         return None;
     }
-    let mut micros = days_from_civil(y, m, d) * USECS_PER_DAY;
+    let mut micros = days_from_civil(y, m, d).checked_mul(USECS_PER_DAY)?;
     let rest = rest.trim_start_matches(['T', ' ']);
     if rest.is_empty() {
         return Some(micros);
@@ -139,17 +174,28 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     if hms.next().is_some() || h > 24 || mi > 59 || !(0.0..61.0).contains(&sec) {
         return None;
     }
-    micros += (h * 3600 + mi * 60) * USECS_PER_SEC + (sec * USECS_PER_SEC as f64).round() as i64;
+    if h < 0 || mi < 0 {
+        return None;
+    }
+    micros = micros.checked_add(
+        (h * 3600 + mi * 60) * USECS_PER_SEC + (sec * USECS_PER_SEC as f64).round() as i64,
+    )?;
     let zone = zone.trim();
     if !zone.is_empty() && !zone.eq_ignore_ascii_case("z") {
         let sign = if zone.starts_with('-') { -1 } else { 1 };
         let z = &zone[1..];
+        if !z.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+            return None;
+        }
         let (zh, zm) = match z.split_once(':') {
             Some((a, b)) => (a.parse::<i64>().ok()?, b.parse::<i64>().ok()?),
             None if z.len() == 4 => (z[..2].parse().ok()?, z[2..].parse().ok()?),
             None => (z.parse().ok()?, 0),
         };
-        micros -= sign * (zh * 3600 + zm * 60) * USECS_PER_SEC;
+        if !(0..=15).contains(&zh) || !(0..60).contains(&zm) {
+            return None;
+        }
+        micros = micros.checked_sub(sign * (zh * 3600 + zm * 60) * USECS_PER_SEC)?;
     }
     Some(micros)
 }
@@ -171,6 +217,24 @@ pub fn format_timestamp(t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_literals_are_refused_not_panics() {
+        // a multi-byte character where the zone's digits should be (once a byte-index panic)
+        assert_eq!(parse_timestamp("2024-01-31 12:00+a\u{e9}1"), None);
+        assert_eq!(parse_timestamp("2024-01-31 12:00+99"), None);
+        // beyond PostgreSQL's timestamp range (once wrapped around to a year before 2024)
+        assert_eq!(parse_timestamp("300000-01-01"), None);
+        assert_eq!(parse_timestamp("0000-01-01"), None);
+        assert!(parse_timestamp("294276-12-31").is_some());
+        // a window longer than the range saturates instead of wrapping
+        let huge = parse_interval("99999999 days").unwrap();
+        assert_eq!(minus_interval(0, huge), i64::MIN);
+        let long = parse_interval("99999999 months").unwrap();
+        assert_eq!(minus_interval(0, long), i64::MIN);
+        let endless = parse_interval("1000000000000000 hours").unwrap();
+        assert_eq!(minus_interval(0, endless), i64::MIN);
+    }
 
     #[test]
     fn epoch_and_calendar() {

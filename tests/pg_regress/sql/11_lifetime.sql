@@ -3,7 +3,7 @@
 
 -- RFM over the raw transactions, calibration to 1997-09-30 in weeks, reproduces the package's summaries
 CREATE TABLE cdnow.rfm AS
-SELECT customer_id, (segments.rfm(order_date, amount, '1997-09-30')).* FROM cdnow.orders GROUP BY 1;
+SELECT customer_id, (segments.rfm(order_date, amount, '1997-09-30')).* FROM cdnow.orders GROUP BY 1 ORDER BY 1;
 SELECT count(*) AS customers,
        count(*) FILTER (WHERE r.frequency = s.frequency AND round(r.recency::numeric, 2) = s.recency
                           AND round(r.t::numeric, 2) = s.t) AS match_summary,
@@ -62,8 +62,9 @@ FROM cdnow.rfm, cdnow.fits WHERE customer_id = 509;
 -- RFM scores with ntile (R from the time since the last purchase, t - recency: 5 = most recent), and the
 -- named segments (from the built-in map, segments.rfm_default_map)
 WITH scored AS (
-    SELECT customer_id, ntile(5) OVER (ORDER BY t - recency DESC) AS r, ntile(5) OVER (ORDER BY frequency) AS f,
-           ntile(5) OVER (ORDER BY monetary) AS m
+    -- ties broken by customer, so that the scores do not depend on the plan's row order
+    SELECT customer_id, ntile(5) OVER (ORDER BY t - recency DESC, customer_id) AS r,
+           ntile(5) OVER (ORDER BY frequency, customer_id) AS f, ntile(5) OVER (ORDER BY monetary, customer_id) AS m
     FROM cdnow.rfm)
 SELECT segments.rfm_segment(r, f, m) AS segment, count(*) FROM scored GROUP BY 1 ORDER BY 2 DESC, 1;
 SELECT segments.rfm_segment(5, 5, 5), segments.rfm_segment(1, 5, 5), segments.rfm_segment(5, 1, 1), segments.rfm_segment(1, 1, 1);
