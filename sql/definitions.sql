@@ -104,6 +104,21 @@ RETURN NOT pg_catalog.current_setting('check_function_bodies')::boolean
 COMMENT ON FUNCTION segments._restoring() IS
     'Whether this session is restoring a dump (check_function_bodies off, as pg_dump sets it, and a superuser)';
 
+-- A definer must be able to read what the segmentation reads: the source and every column its key, metric
+-- columns and rules name (else a privileged refresh would copy data the definer cannot see into membership).
+CREATE FUNCTION segments._check_readable(source regclass, columns text[], what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE col text;
+BEGIN
+    FOREACH col IN ARRAY columns LOOP
+        IF col IS NOT NULL AND NOT has_column_privilege(source, col, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied: role % cannot read column "%" of %', current_user, col, source
+                USING ERRCODE = '42501', DETAIL = format('%s reads it', what),
+                      HINT = 'a segmentation may only read what the role defining it may SELECT';
+        END IF;
+    END LOOP;
+END $$;
+
 CREATE FUNCTION segments._check_segment() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -117,6 +132,10 @@ BEGIN
     SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
     IF src IS NOT NULL THEN
         PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
+        PERFORM segments._check_readable(src,
+            ARRAY(SELECT jsonb_path_query(NEW.rule, 'lax $.**.attr') #>> '{}'
+                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.features[*]') #>> '{}'),
+            format('segment "%s" rule', NEW.name));
     END IF;
     -- the parent's existence is the foreign key's job (23503); a cycle is ours
     WHILE at IS NOT NULL LOOP
@@ -156,6 +175,9 @@ BEGIN
                 USING ERRCODE = '42703', HINT = 'metric columns must name columns of the source';
         END IF;
     END LOOP;
+    PERFORM segments._check_readable(NEW.source, ARRAY[NEW.key_column, NEW.arr_column, NEW.arr_start_column,
+                                                        NEW.churned_column, NEW.nps_column],
+                                     format('segmentation "%s"', NEW.name));
     -- memberships recorded under the old mode end now; the next refresh records them under the new one
     IF TG_OP = 'UPDATE' AND NEW.mode IS DISTINCT FROM OLD.mode THEN
         UPDATE segments.membership SET valid = tstzrange(lower(valid), now())
@@ -326,7 +348,7 @@ BEGIN
             FROM lineage l JOIN segments.segment p ON p.segmentation = %1$L AND p.name = l.parent
         ), rows AS (
             -- the rules run twice per account (assignment, all matches); paths come from the definitions
-            SELECT segments.segment_of(t, %1$L) AS seg, segments.segments_of(t, %1$L) AS hits FROM %2$s t
+            SELECT segments.segment_of(t.*, %1$L) AS seg, segments.segments_of(t.*, %1$L) AS hits FROM %2$s t
         ), total AS (SELECT count(*) AS n FROM rows),
         defs AS (
             SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active

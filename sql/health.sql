@@ -13,7 +13,7 @@ DECLARE
 BEGIN
     RETURN QUERY EXECUTE format($q$
         WITH rows AS (
-            SELECT segments.segment_of(t, %1$L) AS segment, %3$s::numeric AS arr, %4$s::numeric AS arr_start,
+            SELECT segments.segment_of(t.*, %1$L) AS segment, %3$s::numeric AS arr, %4$s::numeric AS arr_start,
                    %5$s::boolean AS churned, %6$s::integer AS nps
             FROM %2$s t
         ), per AS (

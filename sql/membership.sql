@@ -37,7 +37,18 @@ COMMENT ON COLUMN segments.membership.valid IS 'When: [entered, left); an open u
 COMMENT ON COLUMN segments.membership.exclusive IS 'Whether the segmentation was exclusive when the row was written';
 SELECT pg_catalog.pg_extension_config_dump('segments.membership', '');
 
-CREATE VIEW segments.current_membership AS
+-- Membership is readable (and writable, by refresh and tracking) only where the role can read the
+-- segmentation's source: the policy's subquery runs once per statement (a hashed subplan), not per row.
+-- The extension's owner (the superuser who installed it) is not subject to it.
+ALTER TABLE segments.membership ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable_source ON segments.membership
+    USING (segmentation IN (SELECT g.name FROM segments.segmentation g
+                            WHERE pg_catalog.has_table_privilege(g.source, 'SELECT')))
+    WITH CHECK (segmentation IN (SELECT g.name FROM segments.segmentation g
+                                 WHERE pg_catalog.has_table_privilege(g.source, 'SELECT')));
+
+-- security_invoker: the view shows what its reader may see (membership's policy applies to the reader)
+CREATE VIEW segments.current_membership WITH (security_invoker = true) AS
 SELECT segmentation, account_key, segment, lower(valid) AS since
 FROM segments.membership WHERE upper_inf(valid);
 COMMENT ON VIEW segments.current_membership IS 'Open memberships: each account''s segment(s) as of the last refresh or tracked change';
@@ -75,8 +86,8 @@ BEGIN
         RAISE EXCEPTION 'column "%" does not exist in %', g.key_column, g.source
             USING ERRCODE = '42703', HINT = 'set segments.segmentation.key_column to the account key of the source';
     END IF;
-    assigned := CASE WHEN exclusive THEN format('(VALUES (segments.segment_of(t, %L))) AS s(segment)', g.name)
-                     ELSE format('unnest(coalesce(nullif(segments.segments_of(t, %L), ''{}''), ARRAY[%L])) AS s(segment)',
+    assigned := CASE WHEN exclusive THEN format('(VALUES (segments.segment_of(t.*, %L))) AS s(segment)', g.name)
+                     ELSE format('unnest(coalesce(nullif(segments.segments_of(t.*, %L), ''{}''), ARRAY[%L])) AS s(segment)',
                                  g.name, g.default_segment)
                 END;
     -- unchanged, without another pass over the join: exclusive, every account (a row of the source) entered,
@@ -155,6 +166,12 @@ DECLARE
     statement text;
     page_cost text := current_setting('random_page_cost');
 BEGIN
+    -- a refresh that cannot see every account would close the memberships of those it cannot see
+    IF row_security_active(g.source) THEN
+        RAISE EXCEPTION 'cannot refresh segmentation "%": row-level security hides rows of % from role %',
+                        g.name, g.source, current_user
+            USING ERRCODE = '42501', HINT = 'refresh as a role that sees every row (the table owner, or one with BYPASSRLS)';
+    END IF;
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
     -- The join method is steered for a table source only: a view's own joins are left to the planner.
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
@@ -244,10 +261,12 @@ CREATE FUNCTION segments._tracking_sql(segmentation text, op text) RETURNS text 
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
     -- %1$s is left for the cast to text where membership is filtered
+    -- the scope is itself a format() string: a % in the key column's name is doubled
+    key text := replace(quote_ident(g.key_column), '%', '%%');
     scope text := CASE op
-        WHEN 'insert' THEN format('SELECT k.%I%%1$s FROM segments_new k', g.key_column)
-        WHEN 'delete' THEN format('SELECT k.%I%%1$s FROM segments_old k', g.key_column)
-        WHEN 'update' THEN format('SELECT k.%1$I%%1$s FROM segments_new k UNION SELECT k.%1$I%%1$s FROM segments_old k', g.key_column)
+        WHEN 'insert' THEN format('SELECT k.%s%%1$s FROM segments_new k', key)
+        WHEN 'delete' THEN format('SELECT k.%s%%1$s FROM segments_old k', key)
+        WHEN 'update' THEN format('SELECT k.%1$s%%1$s FROM segments_new k UNION SELECT k.%1$s%%1$s FROM segments_old k', key)
     END;  -- truncate: NULL, every account
 BEGIN
     RETURN segments._sync_sql(g, scope, '$1');
@@ -347,7 +366,7 @@ BEGIN
         (SELECT jsonb_agg(CASE WHEN e ->> 'name' = segment THEN jsonb_set(e, '{rule}', new_rule) ELSE e END ORDER BY i)
          FROM jsonb_array_elements(current_rules -> 'segments') WITH ORDINALITY AS x(e, i)));
     RETURN QUERY EXECUTE format(
-        'SELECT k, c, n FROM (SELECT t.%I::text AS k, segments.classify(t, $1) AS c, segments.classify(t, $2) AS n
+        'SELECT k, c, n FROM (SELECT t.%I::text AS k, segments.classify(t.*, $1) AS c, segments.classify(t.*, $2) AS n
                               FROM %s t) x WHERE c IS DISTINCT FROM n ORDER BY k',
         g.key_column, g.source) USING current_rules, new_rules;
 END $$;

@@ -10,8 +10,22 @@ CREATE FUNCTION segments._acting_role() RETURNS text STRICT STABLE PARALLEL SAFE
 CREATE FUNCTION segments._restoring() RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN NOT pg_catalog.current_setting('check_function_bodies')::boolean
        AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = pg_catalog.current_user());
+
 COMMENT ON FUNCTION segments._restoring() IS
     'Whether this session is restoring a dump (check_function_bodies off, as pg_dump sets it, and a superuser)';
+
+CREATE OR REPLACE FUNCTION segments._check_readable(source regclass, columns text[], what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE col text;
+BEGIN
+    FOREACH col IN ARRAY columns LOOP
+        IF col IS NOT NULL AND NOT has_column_privilege(source, col, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied: role % cannot read column "%" of %', current_user, col, source
+                USING ERRCODE = '42501', DETAIL = format('%s reads it', what),
+                      HINT = 'a segmentation may only read what the role defining it may SELECT';
+        END IF;
+    END LOOP;
+END $$;
 
 CREATE OR REPLACE FUNCTION segments._check_segment() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -26,6 +40,10 @@ BEGIN
     SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
     IF src IS NOT NULL THEN
         PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
+        PERFORM segments._check_readable(src,
+            ARRAY(SELECT jsonb_path_query(NEW.rule, 'lax $.**.attr') #>> '{}'
+                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.features[*]') #>> '{}'),
+            format('segment "%s" rule', NEW.name));
     END IF;
     -- the parent's existence is the foreign key's job (23503); a cycle is ours
     WHILE at IS NOT NULL LOOP
@@ -62,6 +80,9 @@ BEGIN
                 USING ERRCODE = '42703', HINT = 'metric columns must name columns of the source';
         END IF;
     END LOOP;
+    PERFORM segments._check_readable(NEW.source, ARRAY[NEW.key_column, NEW.arr_column, NEW.arr_start_column,
+                                                        NEW.churned_column, NEW.nps_column],
+                                     format('segmentation "%s"', NEW.name));
     -- memberships recorded under the old mode end now; the next refresh records them under the new one
     IF TG_OP = 'UPDATE' AND NEW.mode IS DISTINCT FROM OLD.mode THEN
         UPDATE segments.membership SET valid = tstzrange(lower(valid), now())
@@ -104,30 +125,399 @@ REVOKE INSERT ON segments.definition_log FROM segments_editor;
 REVOKE USAGE ON SEQUENCE segments.definition_log_id_seq FROM segments_editor;
 
 ---------------------------------------------------------------------------------------------------------
--- Every function is immune to objects planted on the caller's search_path
+-- Every function is immune to objects planted on the caller's search_path, and generated SQL to odd
+-- column names (a column named t, a % in a key column's name)
 ---------------------------------------------------------------------------------------------------------
-ALTER FUNCTION segments.ruleset(text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._definition(text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments.coverage(text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments.health(text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._null_key(text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._sync_sql(segments.segmentation, text, text, text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._key_is_unique(segments.segmentation) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments.segment_at(text, text, timestamptz) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments.transitions(text, timestamptz, timestamptz) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._tracking_sql(text, text) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._drop_tracking(text, regclass) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._create_tracking(text, regclass) SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._untrack_deleted() SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments._rename_membership() SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION segments.preview(text, text, jsonb) SET search_path = pg_catalog, pg_temp;
--- inlinable SQL functions stay without a SET clause: their built-ins are schema-qualified instead
+
+CREATE OR REPLACE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    g segments.segmentation;
+    n int;
+BEGIN
+    IF ruleset.segmentation IS NULL THEN
+        SELECT count(*) INTO n FROM segments.segmentation;
+        IF n <> 1 THEN
+            RAISE EXCEPTION '% segmentations are defined: name the one to use', n
+                USING ERRCODE = CASE WHEN n = 0 THEN '42704' ELSE '22023' END,
+                      HINT = 'pass the segmentation name, e.g. segments.segment_of(a, ''gtm_tier'')';
+        END IF;
+        SELECT * INTO g FROM segments.segmentation;
+    ELSE
+        SELECT * INTO g FROM segments.segmentation s WHERE s.name = ruleset.segmentation;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'segmentation "%" does not exist', ruleset.segmentation
+                USING ERRCODE = '42704',
+                      HINT = coalesce('defined segmentations: ' ||
+                                      (SELECT string_agg(name, ', ' ORDER BY name) FROM segments.segmentation),
+                                      'no segmentation is defined in this database');
+        END IF;
+    END IF;
+    RETURN jsonb_build_object(
+        'segmentation', g.name,
+        'mode', g.mode,
+        'default_segment', g.default_segment,
+        'as_of', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'segments', coalesce((
+            -- active segments whose ancestors are all active
+            WITH RECURSIVE live AS (
+                SELECT s.* FROM segments.segment s
+                WHERE s.segmentation = g.name AND s.active AND s.parent IS NULL
+                UNION ALL
+                SELECT c.* FROM segments.segment c JOIN live p ON c.segmentation = p.segmentation AND c.parent = p.name
+                WHERE c.active
+            )
+            SELECT jsonb_agg(jsonb_build_object('name', name, 'parent', parent, 'priority', priority, 'rule', rule)
+                             ORDER BY priority, name)
+            FROM live), '[]'::jsonb));
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._definition(name text) RETURNS segments.segmentation
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE g segments.segmentation;
+BEGIN
+    SELECT * INTO g FROM segments.segmentation s WHERE s.name = _definition.name;
+    IF NOT FOUND THEN
+        PERFORM segments.ruleset(name);  -- raises 42704 with the list of defined segmentations
+    END IF;
+    RETURN g;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.coverage(segmentation text)
+RETURNS TABLE (segment text, path text, accounts bigint, share float8, matching bigint, shadowed bigint,
+               below_min_size boolean, never_wins boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        WITH RECURSIVE lineage AS (
+            -- every segment paired with itself and each of its ancestors, building its path on the way up
+            SELECT s.name AS segment, s.name AS ancestor, s.parent, s.name AS path
+            FROM segments.segment s WHERE s.segmentation = %1$L
+            UNION ALL
+            SELECT l.segment, p.name, p.parent, p.name || ' > ' || l.path
+            FROM lineage l JOIN segments.segment p ON p.segmentation = %1$L AND p.name = l.parent
+        ), rows AS (
+            -- the rules run twice per account (assignment, all matches); paths come from the definitions
+            SELECT segments.segment_of(t.*, %1$L) AS seg, segments.segments_of(t.*, %1$L) AS hits FROM %2$s t
+        ), total AS (SELECT count(*) AS n FROM rows),
+        defs AS (
+            SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
+            UNION ALL SELECT %3$L, NULL
+        ),
+        assigned AS (SELECT seg, count(*) AS n FROM rows GROUP BY seg),
+        -- a hit that is neither the assigned segment nor one of its ancestors lost on priority
+        hits AS (
+            SELECT h AS seg, count(*) AS matching,
+                   count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM lineage l WHERE l.segment = r.seg AND l.ancestor = h))
+                       AS shadowed
+            FROM rows r, unnest(r.hits) h GROUP BY h
+        )
+        SELECT d.name, coalesce(p.path, d.name), coalesce(a.n, 0),
+               coalesce(a.n, 0)::float8 / nullif((SELECT n FROM total), 0),
+               coalesce(h.matching, a.n, 0), coalesce(h.shadowed, 0),
+               coalesce(a.n, 0) < coalesce(%4$s, 0),
+               coalesce(a.n, 0) = 0 AND coalesce(h.shadowed, 0) > 0
+        FROM defs d LEFT JOIN assigned a ON a.seg = d.name LEFT JOIN hits h ON h.seg = d.name
+             LEFT JOIN lineage p ON p.segment = d.name AND p.parent IS NULL
+        ORDER BY d.priority NULLS LAST, d.name
+    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'));
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.health(segmentation text)
+RETURNS TABLE (segment text, accounts bigint, account_share float8, arr numeric, arr_share float8,
+               avg_acv float8, median_acv float8, churn_rate float8, churn_lower float8, churn_upper float8,
+               nrr float8, grr float8, arr_growth float8, nps numeric, nps_lower float8, nps_upper float8,
+               clv float8, small_sample boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    col text := 't.%I';
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        WITH rows AS (
+            SELECT segments.segment_of(t.*, %1$L) AS segment, %3$s::numeric AS arr, %4$s::numeric AS arr_start,
+                   %5$s::boolean AS churned, %6$s::integer AS nps
+            FROM %2$s t
+        ), per AS (
+            SELECT r.segment, count(*) AS accounts, sum(r.arr) AS arr, avg(r.arr)::float8 AS avg_acv,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY r.arr) AS median_acv,
+                   segments.churn_rate_ci(r.churned) AS churn,
+                   segments.nrr(r.arr_start, r.arr) AS nrr, segments.grr(r.arr_start, r.arr) AS grr,
+                   segments.arr_growth(r.arr_start, r.arr) AS arr_growth,
+                   segments.nps(r.nps) AS nps, segments.nps_ci(r.nps) AS nps_ci,
+                   -- lifetime value from revenue at the start of the period: churned accounts have none now
+                   segments.clv(coalesce(r.arr_start, r.arr), %7$s, r.churned) AS clv
+            FROM rows r GROUP BY r.segment
+        ), defs AS (
+            SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
+            UNION SELECT %8$L, NULL
+        )
+        SELECT d.name, coalesce(p.accounts, 0),
+               coalesce(p.accounts, 0)::float8 / nullif(sum(p.accounts) OVER (), 0),
+               p.arr, p.arr::float8 / nullif(sum(p.arr) OVER (), 0)::float8,
+               p.avg_acv, p.median_acv, (p.churn).estimate, (p.churn).lower, (p.churn).upper,
+               p.nrr, p.grr, p.arr_growth, p.nps, (p.nps_ci).lower, (p.nps_ci).upper, p.clv,
+               coalesce(p.accounts, 0) < coalesce(%9$s, 0)
+        FROM defs d LEFT JOIN per p ON p.segment = d.name
+        ORDER BY d.priority NULLS LAST, d.name
+    $q$, g.name, g.source,
+         CASE WHEN g.arr_column IS NULL THEN 'NULL' ELSE format(col, g.arr_column) END,
+         CASE WHEN g.arr_start_column IS NULL THEN 'NULL' ELSE format(col, g.arr_start_column) END,
+         CASE WHEN g.churned_column IS NULL THEN 'NULL' ELSE format(col, g.churned_column) END,
+         CASE WHEN g.nps_column IS NULL THEN 'NULL' ELSE format(col, g.nps_column) END,
+         coalesce(g.gross_margin::text, 'NULL::float8'), g.default_segment,
+         coalesce(g.min_segment_size::text, 'NULL'));
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'an account of segmentation "%" has a NULL key', segmentation
+        USING ERRCODE = '23502', HINT = 'every account needs a key: make the key column NOT NULL';
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._sync_sql(g segments.segmentation, scope text, at text, into_clause text DEFAULT '') RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    exclusive boolean := g.mode = 'exclusive';
+    assigned text;
+    -- the source is filtered on its key in the key's own type, so its index serves a tracked change
+    source_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END;
+    membership_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END;
+    unchanged text;
+BEGIN
+    PERFORM FROM pg_attribute a
+    WHERE a.attrelid = g.source AND a.attname = g.key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', g.key_column, g.source
+            USING ERRCODE = '42703', HINT = 'set segments.segmentation.key_column to the account key of the source';
+    END IF;
+    assigned := CASE WHEN exclusive THEN format('(VALUES (segments.segment_of(t.*, %L))) AS s(segment)', g.name)
+                     ELSE format('unnest(coalesce(nullif(segments.segments_of(t.*, %L), ''{}''), ARRAY[%L])) AS s(segment)',
+                                 g.name, g.default_segment)
+                END;
+    -- unchanged, without another pass over the join: exclusive, every account (a row of the source) entered,
+    -- moved or stayed; overlapping, every open membership left or stayed
+    unchanged := CASE WHEN exclusive THEN format('(SELECT count(*) FROM %s t %s) - count(new_segment)', g.source, source_filter)
+                      ELSE format('(SELECT count(*) FROM segments.membership m WHERE m.segmentation = %L
+                                    AND upper_inf(m.valid) AND NOT m.exclusive %s) - count(old_segment)', g.name, membership_filter)
+                 END;
+    -- Exclusive: one row per account, joined on the key alone, so a move is one row with both segments.
+    -- Overlapping: one row per (account, segment) membership.
+    RETURN format($q$
+        WITH changed AS MATERIALIZED (
+            SELECT coalesce(n.account_key, o.account_key) AS account_key, o.segment AS old_segment,
+                   n.segment AS new_segment, o.row_id
+            FROM (SELECT CASE WHEN t.%2$I IS NULL THEN segments._null_key(%1$L) ELSE t.%2$I::text END COLLATE "C" AS account_key,
+                         s.segment
+                  FROM %3$s t CROSS JOIN LATERAL %4$s
+                  %5$s) n
+            -- ordered in its own subquery: then the open-membership index feeds a merge join in key order
+            -- (flattened into the full join, the planner would not see that order and sort again)
+            FULL JOIN (SELECT m.ctid AS row_id, m.account_key, m.segment FROM segments.membership m
+                       WHERE m.segmentation = %1$L AND upper_inf(m.valid) AND m.exclusive = %8$L %6$s
+                       ORDER BY m.account_key) o
+                 ON o.account_key = n.account_key %10$s
+            WHERE n.segment IS DISTINCT FROM o.segment
+        ), closed AS (
+            -- by row address (a TID scan), however many there are: a join here would scan all of membership
+            UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), %7$s)
+            WHERE m.ctid = ANY (ARRAY(SELECT c.row_id FROM changed c WHERE c.row_id IS NOT NULL))
+            RETURNING 1
+        ), opened AS (
+            INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
+            SELECT %1$L, c.account_key, c.new_segment, tstzrange(%7$s, NULL), %8$L FROM changed c
+            WHERE c.new_segment IS NOT NULL
+            ORDER BY c.account_key  -- key order: the open-membership index fills page by page
+        ), notified AS (
+            SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
+                       'account', account_key, 'from', old_segment, 'to', new_segment)::text)) AS n
+            FROM changed WHERE (SELECT s.notify FROM segments.segmentation s WHERE s.name = %1$L)
+        )
+        SELECT count(*) FILTER (WHERE old_segment IS NULL) AS entered,
+               count(*) FILTER (WHERE new_segment IS NULL) AS "left",
+               count(*) FILTER (WHERE new_segment <> old_segment) AS moved,
+               %11$s AS unchanged,
+               (SELECT count(*) FROM closed) + (SELECT n FROM notified) AS side_effects
+        %9$s
+        FROM changed
+    $q$, g.name, g.key_column, g.source, assigned, source_filter, membership_filter, at, exclusive, into_clause,
+         CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END, unchanged);
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._key_is_unique(g segments.segmentation) RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+               WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
+                 AND i.indpred IS NULL AND a.attname = g.key_column);
 
 CREATE OR REPLACE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN pg_catalog.hashtextextended('pg_segments.membership:' OPERATOR(pg_catalog.||) segmentation, 0);
 
+CREATE OR REPLACE FUNCTION segments.segment_at(segmentation text, account_key text, at timestamptz DEFAULT now()) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    found_segment text;
+BEGIN
+    SELECT m.segment INTO found_segment
+    FROM segments.membership m LEFT JOIN segments.segment s ON s.segmentation = m.segmentation AND s.name = m.segment
+    WHERE m.segmentation = g.name AND m.account_key = segment_at.account_key AND m.valid @> at
+    ORDER BY s.priority NULLS LAST, m.segment LIMIT 1;
+    RETURN found_segment;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.transitions(segmentation text, from_time timestamptz, to_time timestamptz)
+RETURNS TABLE (from_segment text, to_segment text, accounts bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE g segments.segmentation := segments._definition(segmentation);
+BEGIN
+    RETURN QUERY
+    SELECT f.segment, t.segment, count(*)
+    FROM (SELECT m.account_key, m.segment FROM segments.membership m
+          WHERE m.segmentation = g.name AND m.valid @> from_time) f
+    FULL JOIN (SELECT m.account_key, m.segment FROM segments.membership m
+               WHERE m.segmentation = g.name AND m.valid @> to_time) t ON t.account_key = f.account_key
+    GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+END $$;
+
 CREATE OR REPLACE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name LANGUAGE sql IMMUTABLE
     RETURN pg_catalog.concat('segments_track_', op, '_', pg_catalog.left(pg_catalog.md5(segmentation), 12))::pg_catalog.name;
+
+CREATE OR REPLACE FUNCTION segments._tracking_sql(segmentation text, op text) RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    -- %1$s is left for the cast to text where membership is filtered
+    -- the scope is itself a format() string: a % in the key column's name is doubled
+    key text := replace(quote_ident(g.key_column), '%', '%%');
+    scope text := CASE op
+        WHEN 'insert' THEN format('SELECT k.%s%%1$s FROM segments_new k', key)
+        WHEN 'delete' THEN format('SELECT k.%s%%1$s FROM segments_old k', key)
+        WHEN 'update' THEN format('SELECT k.%1$s%%1$s FROM segments_new k UNION SELECT k.%1$s%%1$s FROM segments_old k', key)
+    END;  -- truncate: NULL, every account
+BEGIN
+    RETURN segments._sync_sql(g, scope, '$1');
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = segments._trigger_name(segmentation, op)) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(segmentation, op), source);
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE op text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+                       segments._trigger_name(segmentation, op), upper(op), source,
+                       CASE op WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segments_new'
+                               WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segments_old'
+                               WHEN 'update' THEN 'REFERENCING NEW TABLE AS segments_new OLD TABLE AS segments_old'
+                               ELSE '' END,
+                       segmentation);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM segments.membership WHERE segmentation = OLD.name;
+    PERFORM segments._drop_tracking(OLD.name, OLD.source);
+    RETURN OLD;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE segments.membership SET segmentation = NEW.name WHERE segmentation = OLD.name;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, 'update')) THEN
+        PERFORM segments._drop_tracking(OLD.name, OLD.source);
+        PERFORM segments._create_tracking(NEW.name, NEW.source);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.preview(segmentation text, segment text, new_rule jsonb)
+RETURNS TABLE (account_key text, current_segment text, new_segment text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    current_rules jsonb := segments.ruleset(g.name);
+    new_rules jsonb;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(current_rules -> 'segments') e WHERE e ->> 'name' = segment) THEN
+        RAISE EXCEPTION 'segment "%" is not an active segment of "%"', segment, g.name
+            USING ERRCODE = '42704', HINT = 'preview changes the rule of an existing, active segment';
+    END IF;
+    PERFORM segments.validate_rule(new_rule, g.source, format('segment "%s" rule', segment));
+    new_rules := jsonb_set(current_rules, '{segments}',
+        (SELECT jsonb_agg(CASE WHEN e ->> 'name' = segment THEN jsonb_set(e, '{rule}', new_rule) ELSE e END ORDER BY i)
+         FROM jsonb_array_elements(current_rules -> 'segments') WITH ORDINALITY AS x(e, i)));
+    RETURN QUERY EXECUTE format(
+        'SELECT k, c, n FROM (SELECT t.%I::text AS k, segments.classify(t.*, $1) AS c, segments.classify(t.*, $2) AS n
+                              FROM %s t) x WHERE c IS DISTINCT FROM n ORDER BY k',
+        g.key_column, g.source) USING current_rules, new_rules;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
+                                 OUT unchanged bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_hashjoin = on SET enable_mergejoin = on
+SET work_mem = '256MB' SET jit = off AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    ignored bigint;
+    duplicate text;
+    statement text;
+    page_cost text := current_setting('random_page_cost');
+BEGIN
+    -- a refresh that cannot see every account would close the memberships of those it cannot see
+    IF row_security_active(g.source) THEN
+        RAISE EXCEPTION 'cannot refresh segmentation "%": row-level security hides rows of % from role %',
+                        g.name, g.source, current_user
+            USING ERRCODE = '42501', HINT = 'refresh as a role that sees every row (the table owner, or one with BYPASSRLS)';
+    END IF;
+    PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
+    -- The join method is steered for a table source only: a view's own joins are left to the planner.
+    IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
+        NULL;
+    ELSIF EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND m.exclusive)
+       OR EXISTS (SELECT 1 FROM segments.membership m WHERE m.segmentation = g.name AND upper_inf(m.valid) AND NOT m.exclusive) THEN
+        PERFORM set_config('enable_hashjoin', 'off', true);  -- undone when refresh returns (its SET clause)
+        -- Open memberships were written in key order, so reading them through their index reads the heap in
+        -- order too. Right after a big refresh, before autovacuum has analyzed membership, the planner does
+        -- not know that and sorts them again; pricing random reads like sequential ones (for this statement
+        -- only) says it.
+        PERFORM set_config('random_page_cost', current_setting('seq_page_cost'), true);
+    ELSE
+        PERFORM set_config('enable_mergejoin', 'off', true);
+    END IF;
+    statement := segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
+    -- One membership per account needs one source row per key. A unique index on the key column settles it;
+    -- without one, look (a duplicate agreeing with its account's membership would otherwise pass unseen).
+    IF NOT segments._key_is_unique(g) THEN
+        EXECUTE format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I IS NOT NULL GROUP BY t.%1$I HAVING count(*) > 1 LIMIT 1',
+                       g.key_column, g.source) INTO duplicate;
+        IF duplicate IS NOT NULL THEN
+            RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
+                USING ERRCODE = '23505', DETAIL = format('key %s appears more than once', duplicate),
+                      HINT = 'membership needs one row per account: use a unique key column';
+        END IF;
+    END IF;
+    -- a duplicate key can still trip the unique index on open memberships: say what is wrong
+    BEGIN
+        EXECUTE statement INTO entered, "left", moved, unchanged, ignored;
+        PERFORM set_config('random_page_cost', page_cost, true);
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
+            USING ERRCODE = '23505', DETAIL = SQLERRM,
+                  HINT = 'membership needs one row per account: use a unique key column';
+    END;
+END $$;
 
 CREATE OR REPLACE FUNCTION segments._nps_final(s float8[]) RETURNS numeric LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN CASE WHEN s[1] OPERATOR(pg_catalog.>) 0 THEN
@@ -198,7 +588,21 @@ COMMENT ON FUNCTION segments.rfm_segment(integer, integer, integer) IS
     'The named RFM segment (Champions, Loyal, ..., Lost) of 1-5 recency, frequency and monetary scores, from segments.rfm_segment_map (or, while it is empty, segments.rfm_default_map)';
 
 ---------------------------------------------------------------------------------------------------------
+-- Membership is readable only where the role can read the source
+---------------------------------------------------------------------------------------------------------
+
+ALTER TABLE segments.membership ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable_source ON segments.membership
+    USING (segmentation IN (SELECT g.name FROM segments.segmentation g
+                            WHERE pg_catalog.has_table_privilege(g.source, 'SELECT')))
+    WITH CHECK (segmentation IN (SELECT g.name FROM segments.segmentation g
+                                 WHERE pg_catalog.has_table_privilege(g.source, 'SELECT')));
+
+ALTER VIEW segments.current_membership SET (security_invoker = true);
+
+---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install
 ---------------------------------------------------------------------------------------------------------
 GRANT SELECT ON segments.rfm_default_map TO segments_reader;
-GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring() TO segments_reader;
+GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._check_readable(regclass, text[], text)
+    TO segments_reader;

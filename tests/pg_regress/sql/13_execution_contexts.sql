@@ -76,15 +76,16 @@ BEGIN
         IF segments.segment_of(r.c, 'contract') IS DISTINCT FROM r.contract THEN n := n + 1; END IF;
     END LOOP;
     context := label || ': plpgsql loop'; differing_rows := n; RETURN NEXT;
-    n := 0;
+    CREATE TEMP TABLE ctx_fetched (customer_id text, contract text, path text);
     OPEN cur FOR EXECUTE per_row;
     LOOP
         FETCH cur INTO r;
         EXIT WHEN NOT FOUND;
-        IF NOT EXISTS (SELECT 1 FROM ctx_expected e WHERE e.customer_id = r.customer_id
-                       AND e.contract = r.segment_of AND e.path = r.segment_path) THEN n := n + 1; END IF;
+        INSERT INTO ctx_fetched VALUES (r.customer_id, r.segment_of, r.segment_path);
     END LOOP;
     CLOSE cur;
+    n := ctx_diff('TABLE ctx_fetched');
+    DROP TABLE ctx_fetched;
     context := label || ': cursor'; differing_rows := n; RETURN NEXT;
 END $$;
 
@@ -113,16 +114,16 @@ SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
-                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false) AS forced;
+DO $$ BEGIN PERFORM set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+    THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false); END $$;
 -- a new session's backend cache is empty: definitions are then read in parallel mode
 \c
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
-                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false) AS forced;
+DO $$ BEGIN PERFORM set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+    THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false); END $$;
 EXPLAIN (COSTS OFF) SELECT segments.segment_of(c, 'contract'), count(*) FROM telco.customers c GROUP BY 1;
 SELECT * FROM ctx_run('parallel');
 RESET ALL;

@@ -1,0 +1,123 @@
+-- Playing the attacker: a malicious editor, a reader, row-level security, forged log rows, and functions
+-- planted on a superuser's search_path. Each attack fails.
+SET client_min_messages = warning;
+CREATE ROLE sec_eve IN ROLE segments_editor;
+CREATE ROLE sec_rita IN ROLE segments_reader;
+CREATE SCHEMA hr;
+CREATE TABLE hr.salaries (id int PRIMARY KEY, salary numeric NOT NULL);
+INSERT INTO hr.salaries SELECT i, 50000 + i * 1000 FROM generate_series(1, 100) i;
+CREATE SCHEMA shop;
+CREATE TABLE shop.customers (id int PRIMARY KEY, region text NOT NULL, spend numeric NOT NULL);
+INSERT INTO shop.customers SELECT i, CASE WHEN i % 3 = 0 THEN 'EU' ELSE 'US' END, i * 10 FROM generate_series(1, 300) i;
+GRANT USAGE ON SCHEMA shop TO sec_eve, sec_rita;
+GRANT SELECT ON shop.customers TO sec_eve, sec_rita;
+-- row-level security lets the editor see EU customers only, the reader all of them
+ALTER TABLE shop.customers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY eu_only ON shop.customers TO sec_eve USING (region = 'EU');
+CREATE POLICY everything ON shop.customers TO sec_rita USING (true);
+
+-- 1. an editor cannot point a segmentation (or a rule) at data she cannot read
+SET ROLE sec_eve;
+SELECT sqlstate, message FROM error_of($$INSERT INTO segments.segmentation (name, source, key_column)
+                                        VALUES ('who', 'pg_catalog.pg_authid', 'rolname')$$);
+SELECT sqlstate FROM error_of($$INSERT INTO segments.segmentation (name, source, key_column) VALUES ('pay', 'hr.salaries', 'id')$$);
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('regions', 'shop.customers', 'id');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES ('regions', 'big', '{"attr": "spend", "op": ">", "value": 1500}');
+RESET ROLE;
+REVOKE SELECT ON shop.customers FROM sec_eve;
+GRANT SELECT (id, region) ON shop.customers TO sec_eve;
+SET ROLE sec_eve;
+SELECT sqlstate, message FROM error_of($$UPDATE segments.segment SET rule = '{"attr": "spend", "op": ">", "value": 100}'
+                                        WHERE segmentation = 'regions'$$);
+RESET ROLE;
+GRANT SELECT ON shop.customers TO sec_eve;
+
+-- 2. a refresh by a role that row-level security limits refuses, instead of closing the memberships of the
+-- accounts it cannot see
+SET ROLE sec_eve;
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.refresh('regions')$$);
+RESET ROLE;
+SELECT * FROM segments.refresh('regions');
+
+-- 3. the audit log cannot be forged: editors and readers cannot write it; it names who made each change
+SET ROLE sec_eve;
+SELECT sqlstate FROM error_of($$INSERT INTO segments.definition_log (changed_by, table_name, operation)
+                               VALUES ('postgres', 'segment', 'DELETE')$$);
+SELECT sqlstate FROM error_of($$UPDATE segments.definition_log SET changed_by = 'postgres'$$);
+SELECT sqlstate FROM error_of($$DELETE FROM segments.definition_log$$);
+RESET ROLE;
+SELECT changed_by, table_name, operation FROM segments.definition_log
+WHERE coalesce(new_row, old_row) ->> 'name' IN ('regions', 'big') OR new_row ->> 'segmentation' = 'regions' ORDER BY id;
+BEGIN;
+TRUNCATE segments.segment;
+SELECT changed_by, table_name, operation FROM segments.definition_log ORDER BY id DESC LIMIT 1;
+ROLLBACK;
+
+-- 4. membership is readable only by roles that can read the source
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('pay', 'hr.salaries', 'id');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES ('pay', 'high', '{"attr": "salary", "op": ">", "value": 100000}');
+SELECT * FROM segments.refresh('pay');
+SET ROLE sec_rita;
+SELECT segmentation, count(*) FROM segments.membership WHERE segmentation IN ('pay', 'regions') GROUP BY 1 ORDER BY 1;
+SELECT segmentation, count(*) FROM segments.current_membership WHERE segmentation IN ('pay', 'regions') GROUP BY 1 ORDER BY 1;
+SELECT segments.segment_at('pay', '100') AS pay_segment, segments.segment_at('regions', '300') AS region_segment;
+RESET ROLE;
+
+-- 5. functions, aggregates and operators planted in public are never called by the extension, even for a
+-- superuser whose search_path puts public first
+GRANT CREATE ON SCHEMA public TO sec_eve;
+CREATE TABLE public.sec_canary (planted text);
+GRANT INSERT ON public.sec_canary TO sec_eve;
+SET ROLE sec_eve;
+CREATE FUNCTION public.sec_trap(s jsonb, v jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.sec_canary VALUES ('jsonb_agg');
+    BEGIN EXECUTE 'ALTER ROLE sec_eve SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+    RETURN coalesce(s, '[]') || v;
+END $$;
+CREATE AGGREGATE public.jsonb_agg(jsonb) (SFUNC = public.sec_trap, STYPE = jsonb);
+CREATE FUNCTION public.lower(tstzrange) RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.sec_canary VALUES ('lower'); RETURN pg_catalog.lower($1); END $$;
+CREATE FUNCTION public.upper_inf(tstzrange) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.sec_canary VALUES ('upper_inf'); RETURN pg_catalog.upper_inf($1); END $$;
+CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.sec_canary VALUES ('unnest'); RETURN QUERY SELECT pg_catalog.unnest($1); END $$;
+CREATE FUNCTION public.sec_contains(tstzrange, timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.sec_canary VALUES ('@>'); RETURN $1 OPERATOR(pg_catalog.@>) $2; END $$;
+CREATE OPERATOR public.@> (LEFTARG = tstzrange, RIGHTARG = timestamptz, FUNCTION = public.sec_contains);
+-- the traps work: the editor's own query calls them
+SELECT jsonb_agg(x) AS trapped FROM (VALUES ('1'::jsonb)) v(x);
+SELECT lower(tstzrange(now(), NULL)) IS NOT NULL AS trapped;
+RESET ROLE;
+SELECT count(*) AS armed FROM public.sec_canary;
+TRUNCATE public.sec_canary;
+-- a new backend (empty rule caches) of a superuser with public first on the path
+\c
+SET client_min_messages = warning;
+SET search_path = public, pg_catalog;
+SELECT segments.segment_of(c, 'regions') AS segment, count(*) FROM shop.customers c GROUP BY 1 ORDER BY 1;
+SELECT count(*) > 0 AS refreshed FROM segments.refresh('regions');
+SELECT segment, accounts FROM segments.coverage('regions') ORDER BY 1;
+SELECT segment, accounts FROM segments.health('regions') ORDER BY 1;
+SELECT segments.segment_at('regions', '300');
+SELECT count(*) >= 0 AS transitions FROM segments.transitions('regions', now() - interval '1 day', now());
+SELECT count(*) >= 0 AS preview FROM segments.preview('regions', 'big', '{"attr": "spend", "op": ">", "value": 10}');
+SELECT segments.track('regions');
+UPDATE shop.customers SET spend = 5000 WHERE id = 1;
+UPDATE shop.customers SET spend = spend + 1 WHERE id <= 200;
+SELECT segments.to_sql('regions');
+SELECT segments.untrack('regions');
+RESET search_path;
+SELECT count(*) AS planted_calls FROM public.sec_canary;
+SELECT rolsuper AS eve_became_superuser FROM pg_roles WHERE rolname = 'sec_eve';
+
+DELETE FROM segments.segmentation WHERE name IN ('regions', 'pay');
+DROP SCHEMA hr, shop CASCADE;
+DROP TABLE public.sec_canary;
+DROP OPERATOR public.@> (tstzrange, timestamptz);
+DROP FUNCTION public.sec_contains(tstzrange, timestamptz), public.lower(tstzrange), public.upper_inf(tstzrange), public.unnest(text[]);
+DROP AGGREGATE public.jsonb_agg(jsonb);
+DROP FUNCTION public.sec_trap(jsonb, jsonb);
+REVOKE CREATE ON SCHEMA public FROM sec_eve;
+DROP OWNED BY sec_eve, sec_rita;
+DROP ROLE sec_eve, sec_rita;
