@@ -60,10 +60,14 @@ use_version() {
   provision_server "$PG_MAJOR"
 }
 
-# Builds the extension in release mode and installs it into the current server.
+# Builds the extension (release, or dev with PG_SEGMENTS_BUILD=dev) and installs it into the current server.
 install_extension() {
   say "building and installing pg_segments into $($PG_CONFIG --pkglibdir)"
-  (cd "$ROOT" && as_root env PATH="$PATH" CARGO_TARGET_DIR="$CARGO_TARGET_DIR" cargo pgrx install --release --pg-config "$PG_CONFIG") >/dev/null
+  # the test suite installs the dev build: it shares its dependencies with `cargo pgrx test`'s build (a
+  # release build would compile pgrx's bindings a second time for every version) and keeps overflow checks on
+  local profile=--release
+  [ "${PG_SEGMENTS_BUILD:-release}" = dev ] && profile=
+  (cd "$ROOT" && as_root env PATH="$PATH" CARGO_TARGET_DIR="$CARGO_TARGET_DIR" cargo pgrx install $profile --pg-config "$PG_CONFIG") >/dev/null
   # earlier releases' install scripts, so that CREATE EXTENSION ... VERSION 'old' (and the upgrade test) work;
   # cargo pgrx installs the current script and the upgrade steps itself
   as_root cp "$ROOT"/sql/pg_segments--[0-9]*[0-9].sql "$("$PG_CONFIG" --sharedir)/extension/"
