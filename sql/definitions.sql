@@ -106,17 +106,46 @@ COMMENT ON FUNCTION segments._restoring() IS
 
 -- A definer must be able to read what the segmentation reads: the source and every column its key, metric
 -- columns and rules name (else a privileged refresh would copy data the definer cannot see into membership).
+-- The acting role is asked, not current_user: the checks also run inside SECURITY DEFINER functions.
 CREATE FUNCTION segments._check_readable(source regclass, columns text[], what text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE col text;
+DECLARE
+    col text;
+    caller text := segments._acting_role();
 BEGIN
     FOREACH col IN ARRAY columns LOOP
-        IF col IS NOT NULL AND NOT has_column_privilege(source, col, 'SELECT') THEN
-            RAISE EXCEPTION 'permission denied: role % cannot read column "%" of %', current_user, col, source
+        IF col IS NOT NULL AND NOT has_column_privilege(caller, source, col, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied: role % cannot read column "%" of %', caller, col, source
                 USING ERRCODE = '42501', DETAIL = format('%s reads it', what),
                       HINT = 'a segmentation may only read what the role defining it may SELECT';
         END IF;
     END LOOP;
+END $$;
+
+-- Membership is written only by the extension's SECURITY DEFINER functions (refresh, track, the tracking
+-- trigger, renames and deletions): each first checks that the acting role could read every account itself,
+-- so that running as the extension's owner never shows it more than its own rights do.
+CREATE FUNCTION segments._check_caller_reads_all(g segments.segmentation, action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller text := segments._acting_role();
+    rel pg_class;
+BEGIN
+    SELECT * INTO rel FROM pg_class c WHERE c.oid = g.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the relation of segmentation "%" does not exist', g.name USING ERRCODE = '42P01';
+    END IF;
+    IF NOT has_table_privilege(caller, g.source, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied: role % cannot % segmentation "%": it cannot read %', caller, action, g.name, g.source
+            USING ERRCODE = '42501', HINT = 'grant the role SELECT on the source';
+    END IF;
+    -- row-level security that applies to the caller would hide accounts (and close their memberships)
+    IF rel.relrowsecurity
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = caller AND (r.rolsuper OR r.rolbypassrls))
+       AND (rel.relforcerowsecurity OR NOT pg_has_role(caller, rel.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'cannot % segmentation "%": row-level security hides rows of % from role %', action, g.name, g.source, caller
+            USING ERRCODE = '42501', HINT = 'run it as a role that sees every row (the table owner, or one with BYPASSRLS)';
+    END IF;
 END $$;
 
 CREATE FUNCTION segments._check_segment() RETURNS trigger
@@ -154,8 +183,9 @@ END $$;
 CREATE TRIGGER check_segment BEFORE INSERT OR UPDATE ON segments.segment
     FOR EACH ROW EXECUTE FUNCTION segments._check_segment();
 
+-- SECURITY DEFINER: a change of mode closes memberships (which only the extension writes)
 CREATE FUNCTION segments._check_segmentation() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
     col text;

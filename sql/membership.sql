@@ -157,7 +157,7 @@ CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sq
 -- there is no JIT: compiling the statement costs more than it saves.
 CREATE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
                                  OUT unchanged bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_hashjoin = on SET enable_mergejoin = on
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_hashjoin = on SET enable_mergejoin = on
 SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
@@ -166,12 +166,8 @@ DECLARE
     statement text;
     page_cost text := current_setting('random_page_cost');
 BEGIN
-    -- a refresh that cannot see every account would close the memberships of those it cannot see
-    IF row_security_active(g.source) THEN
-        RAISE EXCEPTION 'cannot refresh segmentation "%": row-level security hides rows of % from role %',
-                        g.name, g.source, current_user
-            USING ERRCODE = '42501', HINT = 'refresh as a role that sees every row (the table owner, or one with BYPASSRLS)';
-    END IF;
+    -- runs as the extension's owner: the caller must be able to read every account itself
+    PERFORM segments._check_caller_reads_all(g, 'refresh');
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
     -- The join method is steered for a table source only: a view's own joins are left to the planner.
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
@@ -248,8 +244,9 @@ COMMENT ON FUNCTION segments.transitions(text, timestamptz, timestamptz) IS
 -- The trigger function is written in Rust (src/api/tracking.rs): statements touching a few accounts of an
 -- exclusive segmentation are classified there with rules compiled once per session; bigger statements and
 -- overlapping segmentations run the synchronising statement below over the transition tables.
+-- SECURITY DEFINER: it writes membership for whichever role changed the source
 CREATE FUNCTION segments._track() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'track_trigger' LANGUAGE c;
+    AS 'MODULE_PATHNAME', 'track_trigger' LANGUAGE c SECURITY DEFINER;
 COMMENT ON FUNCTION segments._track() IS 'The statement trigger segments.track() installs (argument: the segmentation)';
 
 CREATE FUNCTION segments._trigger_name(segmentation text, op text) RETURNS name LANGUAGE sql IMMUTABLE
@@ -296,11 +293,22 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql
+-- track and untrack run as the extension's owner: the caller needs the TRIGGER privilege on the source
+CREATE FUNCTION segments._check_caller_may_trigger(g segments.segmentation) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT has_table_privilege(segments._acting_role(), g.source, 'TRIGGER') THEN
+        RAISE EXCEPTION 'permission denied: role % cannot track or untrack segmentation "%"', segments._acting_role(), g.name
+            USING ERRCODE = '42501', HINT = format('tracking installs triggers: grant TRIGGER on %s', g.source);
+    END IF;
+END $$;
+
+CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
 BEGIN
+    PERFORM segments._check_caller_may_trigger(g);
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
             USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
@@ -318,16 +326,17 @@ COMMENT ON FUNCTION segments.track(text) IS
     'Refreshes the segmentation, then installs triggers on its source table that update membership in the same '
     'transaction as every data change (NOTIFY segments_membership when the segmentation''s notify is on)';
 
-CREATE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql
+CREATE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE g segments.segmentation := segments._definition(segmentation);
 BEGIN
+    PERFORM segments._check_caller_may_trigger(g);
     PERFORM segments._drop_tracking(g.name, g.source);
 END $$;
 COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of segments.track()';
 
 -- Deleting a segmentation removes its tracking triggers too, so data changes never trip over a missing one.
-CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM segments.membership WHERE segmentation = OLD.name;
     PERFORM segments._drop_tracking(OLD.name, OLD.source);
@@ -337,7 +346,7 @@ CREATE TRIGGER untrack_deleted BEFORE DELETE ON segments.segmentation
     FOR EACH ROW EXECUTE FUNCTION segments._untrack_deleted();
 
 -- Renaming carries membership over, and tracking: the triggers name their segmentation.
-CREATE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE segments.membership SET segmentation = NEW.name WHERE segmentation = OLD.name;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, 'update')) THEN

@@ -16,15 +16,40 @@ COMMENT ON FUNCTION segments._restoring() IS
 
 CREATE OR REPLACE FUNCTION segments._check_readable(source regclass, columns text[], what text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE col text;
+DECLARE
+    col text;
+    caller text := segments._acting_role();
 BEGIN
     FOREACH col IN ARRAY columns LOOP
-        IF col IS NOT NULL AND NOT has_column_privilege(source, col, 'SELECT') THEN
-            RAISE EXCEPTION 'permission denied: role % cannot read column "%" of %', current_user, col, source
+        IF col IS NOT NULL AND NOT has_column_privilege(caller, source, col, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied: role % cannot read column "%" of %', caller, col, source
                 USING ERRCODE = '42501', DETAIL = format('%s reads it', what),
                       HINT = 'a segmentation may only read what the role defining it may SELECT';
         END IF;
     END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._check_caller_reads_all(g segments.segmentation, action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller text := segments._acting_role();
+    rel pg_class;
+BEGIN
+    SELECT * INTO rel FROM pg_class c WHERE c.oid = g.source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the relation of segmentation "%" does not exist', g.name USING ERRCODE = '42P01';
+    END IF;
+    IF NOT has_table_privilege(caller, g.source, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied: role % cannot % segmentation "%": it cannot read %', caller, action, g.name, g.source
+            USING ERRCODE = '42501', HINT = 'grant the role SELECT on the source';
+    END IF;
+    -- row-level security that applies to the caller would hide accounts (and close their memberships)
+    IF rel.relrowsecurity
+       AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = caller AND (r.rolsuper OR r.rolbypassrls))
+       AND (rel.relforcerowsecurity OR NOT pg_has_role(caller, rel.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'cannot % segmentation "%": row-level security hides rows of % from role %', action, g.name, g.source, caller
+            USING ERRCODE = '42501', HINT = 'run it as a role that sees every row (the table owner, or one with BYPASSRLS)';
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION segments._check_segment() RETURNS trigger
@@ -60,7 +85,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION segments._check_segmentation() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
     col text;
@@ -425,14 +450,14 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM segments.membership WHERE segmentation = OLD.name;
     PERFORM segments._drop_tracking(OLD.name, OLD.source);
     RETURN OLD;
 END $$;
 
-CREATE OR REPLACE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE segments.membership SET segmentation = NEW.name WHERE segmentation = OLD.name;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, 'update')) THEN
@@ -466,7 +491,7 @@ END $$;
 
 CREATE OR REPLACE FUNCTION segments.refresh(segmentation text, OUT entered bigint, OUT "left" bigint, OUT moved bigint,
                                  OUT unchanged bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_hashjoin = on SET enable_mergejoin = on
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_hashjoin = on SET enable_mergejoin = on
 SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
@@ -475,12 +500,8 @@ DECLARE
     statement text;
     page_cost text := current_setting('random_page_cost');
 BEGIN
-    -- a refresh that cannot see every account would close the memberships of those it cannot see
-    IF row_security_active(g.source) THEN
-        RAISE EXCEPTION 'cannot refresh segmentation "%": row-level security hides rows of % from role %',
-                        g.name, g.source, current_user
-            USING ERRCODE = '42501', HINT = 'refresh as a role that sees every row (the table owner, or one with BYPASSRLS)';
-    END IF;
+    -- runs as the extension's owner: the caller must be able to read every account itself
+    PERFORM segments._check_caller_reads_all(g, 'refresh');
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
     -- The join method is steered for a table source only: a view's own joins are left to the planner.
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
@@ -517,6 +538,43 @@ BEGIN
             USING ERRCODE = '23505', DETAIL = SQLERRM,
                   HINT = 'membership needs one row per account: use a unique key column';
     END;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments._check_caller_may_trigger(g segments.segmentation) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT has_table_privilege(segments._acting_role(), g.source, 'TRIGGER') THEN
+        RAISE EXCEPTION 'permission denied: role % cannot track or untrack segmentation "%"', segments._acting_role(), g.name
+            USING ERRCODE = '42501', HINT = format('tracking installs triggers: grant TRIGGER on %s', g.source);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+BEGIN
+    PERFORM segments._check_caller_may_trigger(g);
+    IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'cannot track %: it is not a table', g.source
+            USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
+    END IF;
+    -- a tracked change looks its accounts up one key at a time: two rows with one key would fight
+    IF NOT segments._key_is_unique(g) THEN
+        RAISE EXCEPTION 'cannot track %: its key column "%" has no unique index', g.source, g.key_column
+            USING ERRCODE = '55000', HINT = 'add a primary key or a unique index on the key column';
+    END IF;
+    PERFORM segments._drop_tracking(g.name, g.source);
+    PERFORM segments.refresh(g.name);
+    PERFORM segments._create_tracking(g.name, g.source);
+END $$;
+
+CREATE OR REPLACE FUNCTION segments.untrack(segmentation text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE g segments.segmentation := segments._definition(segmentation);
+BEGIN
+    PERFORM segments._check_caller_may_trigger(g);
+    PERFORM segments._drop_tracking(g.name, g.source);
 END $$;
 
 CREATE OR REPLACE FUNCTION segments._nps_final(s float8[]) RETURNS numeric LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -600,9 +658,14 @@ CREATE POLICY readable_source ON segments.membership
 
 ALTER VIEW segments.current_membership SET (security_invoker = true);
 
+-- membership is written by the extension's SECURITY DEFINER functions only
+ALTER FUNCTION segments._track() SECURITY DEFINER;
+REVOKE INSERT, UPDATE, DELETE ON segments.membership FROM segments_editor;
+
 ---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install
 ---------------------------------------------------------------------------------------------------------
 GRANT SELECT ON segments.rfm_default_map TO segments_reader;
-GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._check_readable(regclass, text[], text)
+GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._check_readable(regclass, text[], text),
+    segments._check_caller_reads_all(segments.segmentation, text), segments._check_caller_may_trigger(segments.segmentation)
     TO segments_reader;

@@ -39,6 +39,30 @@ SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.refresh('regions
 RESET ROLE;
 SELECT * FROM segments.refresh('regions');
 
+-- an editor who can read every row refreshes (the function runs as the extension's owner); she cannot
+-- write membership herself, nor install triggers on a table she may not put triggers on
+CREATE TABLE shop.products (id int PRIMARY KEY, price numeric NOT NULL);
+INSERT INTO shop.products SELECT i, i FROM generate_series(1, 50) i;
+GRANT SELECT ON shop.products TO sec_eve, sec_rita;
+CREATE ROLE sec_app;
+GRANT USAGE ON SCHEMA shop TO sec_app;
+GRANT SELECT, UPDATE ON shop.products TO sec_app;
+SET ROLE sec_eve;
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('prices', 'shop.products', 'id');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES ('prices', 'dear', '{"attr": "price", "op": ">", "value": 40}');
+SELECT * FROM segments.refresh('prices');
+SELECT sqlstate FROM error_of($$DELETE FROM segments.membership WHERE segmentation = 'prices'$$) AS delete_membership;
+SELECT sqlstate FROM error_of($$INSERT INTO segments.membership VALUES ('prices', '1', 'dear', tstzrange(now(), NULL), true)$$) AS forge_membership;
+SELECT sqlstate, message FROM error_of($$SELECT segments.track('prices')$$);
+RESET ROLE;
+SELECT segments.track('prices');
+-- an application role with no rights on membership writes the tracked table; membership follows
+SET ROLE sec_app;
+UPDATE shop.products SET price = 100 WHERE id = 1;
+RESET ROLE;
+SELECT segment FROM segments.current_membership WHERE segmentation = 'prices' AND account_key = '1';
+SELECT segments.untrack('prices');
+
 -- 3. the audit log cannot be forged: editors and readers cannot write it; it names who made each change
 SET ROLE sec_eve;
 SELECT sqlstate FROM error_of($$INSERT INTO segments.definition_log (changed_by, table_name, operation)
@@ -111,7 +135,7 @@ RESET search_path;
 SELECT count(*) AS planted_calls FROM public.sec_canary;
 SELECT rolsuper AS eve_became_superuser FROM pg_roles WHERE rolname = 'sec_eve';
 
-DELETE FROM segments.segmentation WHERE name IN ('regions', 'pay');
+DELETE FROM segments.segmentation WHERE name IN ('regions', 'pay', 'prices');
 DROP SCHEMA hr, shop CASCADE;
 DROP TABLE public.sec_canary;
 DROP OPERATOR public.@> (tstzrange, timestamptz);
@@ -119,5 +143,5 @@ DROP FUNCTION public.sec_contains(tstzrange, timestamptz), public.lower(tstzrang
 DROP AGGREGATE public.jsonb_agg(jsonb);
 DROP FUNCTION public.sec_trap(jsonb, jsonb);
 REVOKE CREATE ON SCHEMA public FROM sec_eve;
-DROP OWNED BY sec_eve, sec_rita;
-DROP ROLE sec_eve, sec_rita;
+DROP OWNED BY sec_eve, sec_rita, sec_app;
+DROP ROLE sec_eve, sec_rita, sec_app;
