@@ -267,14 +267,15 @@ CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
 ---------------------------------------------------------------------------------------------------------
 -- The ruleset: a segmentation's active segments as one jsonb value
 ---------------------------------------------------------------------------------------------------------
-CREATE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
+-- Reads the definitions (segments.ruleset() keeps what it reads, per statement and per backend)
+CREATE FUNCTION segments._read_ruleset(segmentation text) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     g segments.segmentation;
     n int;
 BEGIN
-    IF ruleset.segmentation IS NULL THEN
+    IF _read_ruleset.segmentation IS NULL THEN
         SELECT count(*) INTO n FROM segments.segmentation;
         IF n <> 1 THEN
             RAISE EXCEPTION '% segmentations are defined: name the one to use', n
@@ -283,9 +284,9 @@ BEGIN
         END IF;
         SELECT * INTO g FROM segments.segmentation;
     ELSE
-        SELECT * INTO g FROM segments.segmentation s WHERE s.name = ruleset.segmentation;
+        SELECT * INTO g FROM segments.segmentation s WHERE s.name = _read_ruleset.segmentation;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'segmentation "%" does not exist', ruleset.segmentation
+            RAISE EXCEPTION 'segmentation "%" does not exist', _read_ruleset.segmentation
                 USING ERRCODE = '42704',
                       HINT = coalesce('defined segmentations: ' ||
                                       (SELECT string_agg(name, ', ' ORDER BY name) FROM segments.segmentation),
@@ -310,6 +311,10 @@ BEGIN
                              ORDER BY priority, name)
             FROM live), '[]'::jsonb));
 END $$;
+-- The public form: the same value, read once per statement however many rows call it (a raw C function,
+-- src/api/classify.rs), so classify(a, segments.ruleset('x')) does not re-read the definitions per row.
+CREATE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ruleset' LANGUAGE c STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION segments.ruleset(text) IS
     'The segmentation''s active segments, rules and as-of time as one jsonb value: the argument of segments.classify()';
 

@@ -154,14 +154,14 @@ REVOKE USAGE ON SEQUENCE segments.definition_log_id_seq FROM segments_editor;
 -- column names (a column named t, a % in a key column's name)
 ---------------------------------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION segments._read_ruleset(segmentation text) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     g segments.segmentation;
     n int;
 BEGIN
-    IF ruleset.segmentation IS NULL THEN
+    IF _read_ruleset.segmentation IS NULL THEN
         SELECT count(*) INTO n FROM segments.segmentation;
         IF n <> 1 THEN
             RAISE EXCEPTION '% segmentations are defined: name the one to use', n
@@ -170,9 +170,9 @@ BEGIN
         END IF;
         SELECT * INTO g FROM segments.segmentation;
     ELSE
-        SELECT * INTO g FROM segments.segmentation s WHERE s.name = ruleset.segmentation;
+        SELECT * INTO g FROM segments.segmentation s WHERE s.name = _read_ruleset.segmentation;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'segmentation "%" does not exist', ruleset.segmentation
+            RAISE EXCEPTION 'segmentation "%" does not exist', _read_ruleset.segmentation
                 USING ERRCODE = '42704',
                       HINT = coalesce('defined segmentations: ' ||
                                       (SELECT string_agg(name, ', ' ORDER BY name) FROM segments.segmentation),
@@ -197,6 +197,9 @@ BEGIN
                              ORDER BY priority, name)
             FROM live), '[]'::jsonb));
 END $$;
+
+CREATE OR REPLACE FUNCTION segments.ruleset(segmentation text DEFAULT NULL) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ruleset' LANGUAGE c STABLE PARALLEL SAFE;
 
 CREATE OR REPLACE FUNCTION segments._definition(name text) RETURNS segments.segmentation
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -666,6 +669,6 @@ REVOKE INSERT, UPDATE, DELETE ON segments.membership FROM segments_editor;
 -- Grants for the new objects, as roles.sql gives them at install
 ---------------------------------------------------------------------------------------------------------
 GRANT SELECT ON segments.rfm_default_map TO segments_reader;
-GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._check_readable(regclass, text[], text),
+GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._read_ruleset(text), segments._check_readable(regclass, text[], text),
     segments._check_caller_reads_all(segments.segmentation, text), segments._check_caller_may_trigger(segments.segmentation)
     TO segments_reader;

@@ -8,6 +8,7 @@ use super::row::{composite_header, jsonb_value, varlena_bytes, RowReader, RowVie
 use super::security::read_first;
 use super::{c_function, raise_with, text_datum, OrRaise};
 use crate::rules::sql::to_sql as ruleset_sql;
+use crate::rules::time::format_iso_utc;
 use crate::rules::{Ruleset, RulesetDef};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -66,6 +67,7 @@ thread_local! {
 /// the statement for this backend, at commit for the others).
 unsafe extern "C-unwind" fn forget_rulesets(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     RULESETS.with(|c| c.borrow_mut().clear());
+    RULESET_VALUES.with(|c| *c.borrow_mut() = None);
     INVALIDATIONS.set(INVALIDATIONS.get() + 1);
     super::tracking::forget();
 }
@@ -88,7 +90,18 @@ pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
         return json;
     }
     let invalidations = INVALIDATIONS.get();
-    let mut json = read_first(c"SELECT segments.ruleset($1)", &[name], |d| {
+    // a database still at 0.1.0 (the library is new, ALTER EXTENSION UPDATE not yet run) has only ruleset()
+    let current = read_first(
+        c"SELECT to_regprocedure('segments._read_ruleset(text)') IS NOT NULL",
+        &[],
+        |d| d.is_some_and(|d| d.value() != 0),
+    );
+    let query = if current {
+        c"SELECT segments._read_ruleset($1)"
+    } else {
+        c"SELECT segments.ruleset($1)"
+    };
+    let mut json = read_first(query, &[name], |d| {
         d.map(|d| unsafe { jsonb_value(d, "ruleset") }.or_raise())
     })
     .unwrap_or_default();
@@ -102,6 +115,42 @@ pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
     }
     json
 }
+
+thread_local! {
+    /// `segments.ruleset()`'s jsonb, built once per statement and call: (name, statement start) → varlena.
+    static RULESET_VALUES: RefCell<Option<(Option<String>, i64, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+// segments.ruleset(segmentation): the definitions as one jsonb value, with the transaction's time as
+// `as_of`. Built once per statement from the backend cache and handed out as a copy to every row that asks.
+c_function!(pg_finfo_ruleset, ruleset, |fcinfo| {
+    let args = (*fcinfo).args.as_slice(1);
+    let name = (!args[0].isnull && (*fcinfo).nargs > 0)
+        .then(|| String::from_utf8_lossy(varlena_bytes(args[0].value)).into_owned());
+    let statement = pg_sys::GetCurrentStatementStartTimestamp();
+    let cached = RULESET_VALUES.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(n, at, _)| *n == name && *at == statement)
+            .map(|(_, _, bytes)| bytes.clone())
+    });
+    let bytes = cached.unwrap_or_else(|| {
+        let mut json = load_ruleset_json(name.as_deref());
+        if let Some(obj) = json.as_object_mut() {
+            let now = pg_sys::GetCurrentTransactionStartTimestamp();
+            obj.insert("as_of".into(), format_iso_utc(now).into());
+        }
+        let datum = JsonB(json).into_datum().unwrap_or(pg_sys::Datum::from(0));
+        let v = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let bytes =
+            std::slice::from_raw_parts(v as *const u8, pgrx::varlena::varsize_any(v)).to_vec();
+        RULESET_VALUES.with(|c| *c.borrow_mut() = Some((name, statement, bytes.clone())));
+        bytes
+    });
+    let copy = pg_sys::palloc(bytes.len()) as *mut u8;
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+    pg_sys::Datum::from(copy)
+});
 
 /// Called by the definition tables' statement triggers: invalidates cached rulesets in every backend.
 #[pg_extern(volatile, parallel_unsafe, name = "_definitions_changed")]

@@ -200,6 +200,17 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     Some(micros)
 }
 
+/// `2024-01-31T12:00:00.000000Z`: the `as_of` of a ruleset (PostgreSQL's
+/// `to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`).
+pub fn format_iso_utc(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(USECS_PER_DAY));
+    let time = t.rem_euclid(USECS_PER_DAY);
+    let (h, rem) = (time / 3_600_000_000, time % 3_600_000_000);
+    let (mi, rem) = (rem / 60_000_000, rem % 60_000_000);
+    let (s, us) = (rem / USECS_PER_SEC, rem % USECS_PER_SEC);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
+}
+
 /// Formats microseconds since 2000-01-01 as an ISO timestamp in UTC (for to_sql and explain).
 pub fn format_timestamp(t: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(USECS_PER_DAY));
@@ -217,6 +228,13 @@ pub fn format_timestamp(t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_as_of() {
+        let t = parse_timestamp("2024-01-31 12:00:00.5+00").unwrap();
+        assert_eq!(format_iso_utc(t), "2024-01-31T12:00:00.500000Z");
+        assert_eq!(format_iso_utc(0), "2000-01-01T00:00:00.000000Z");
+    }
 
     #[test]
     fn odd_literals_are_refused_not_panics() {

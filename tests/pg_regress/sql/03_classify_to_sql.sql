@@ -50,8 +50,7 @@ SELECT segments.segment_of(c, 'contract') AS segment, count(*) FROM telco.custom
 UPDATE segments.segment SET rule = '{"attr": "contract", "op": "in", "value": ["One year"]}'
 WHERE segmentation = 'contract' AND name = 'One year';
 
--- Functions are marked for parallel query; per-row functions carry no SET search_path (ruleset, which
--- reads the definitions, pins it).
+-- Functions are marked for parallel query; per-row functions carry no SET search_path.
 SELECT proname, provolatile, proparallel, proconfig IS NULL AS no_set_clause
 FROM pg_proc WHERE pronamespace = 'segments'::regnamespace
   AND proname IN ('segment_of', 'segments_of', 'segment_path', 'explain', 'classify', 'ruleset', 'to_sql')
