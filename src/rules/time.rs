@@ -203,21 +203,24 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
 /// `2024-01-31T12:00:00.000000Z`: the `as_of` of a ruleset (PostgreSQL's
 /// `to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`).
 pub fn format_iso_utc(t: i64) -> String {
-    let (y, m, d) = civil_from_days(t.div_euclid(USECS_PER_DAY));
+    let ((y, m, d), (h, mi, s, us)) = calendar(t);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
+}
+
+/// The UTC calendar date and clock time (hours, minutes, seconds, microseconds) of a timestamp.
+fn calendar(t: i64) -> ((i64, u32, u32), (i64, i64, i64, i64)) {
     let time = t.rem_euclid(USECS_PER_DAY);
     let (h, rem) = (time / 3_600_000_000, time % 3_600_000_000);
     let (mi, rem) = (rem / 60_000_000, rem % 60_000_000);
-    let (s, us) = (rem / USECS_PER_SEC, rem % USECS_PER_SEC);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
+    (
+        civil_from_days(t.div_euclid(USECS_PER_DAY)),
+        (h, mi, rem / USECS_PER_SEC, rem % USECS_PER_SEC),
+    )
 }
 
 /// Formats microseconds since 2000-01-01 as an ISO timestamp in UTC (for to_sql and explain).
 pub fn format_timestamp(t: i64) -> String {
-    let (y, m, d) = civil_from_days(t.div_euclid(USECS_PER_DAY));
-    let time = t.rem_euclid(USECS_PER_DAY);
-    let (h, rem) = (time / 3_600_000_000, time % 3_600_000_000);
-    let (mi, rem) = (rem / 60_000_000, rem % 60_000_000);
-    let (s, us) = (rem / USECS_PER_SEC, rem % USECS_PER_SEC);
+    let ((y, m, d), (h, mi, s, us)) = calendar(t);
     if us == 0 {
         format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}+00")
     } else {
