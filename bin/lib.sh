@@ -106,7 +106,9 @@ cluster_start() {
 cluster_stop() {
   local dir=$RUN_DIR/$1
   if [ -f "$dir/data/postmaster.pid" ]; then
-    as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    # stopped by the server version that made it (bin/demo stop may name no version)
+    local bindir; bindir=$("$(pg_config_path "$(cat "$dir/data/PG_VERSION")")" --bindir)
+    as_cluster_user "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   as_root rm -rf "$dir"
 }
