@@ -128,13 +128,19 @@ c_function!(pg_finfo_ruleset, ruleset, |fcinfo| {
     let name = (!args[0].isnull && (*fcinfo).nargs > 0)
         .then(|| String::from_utf8_lossy(varlena_bytes(args[0].value)).into_owned());
     let statement = pg_sys::GetCurrentStatementStartTimestamp();
+    // every row gets its own palloc'd copy, made straight from the cached bytes
+    let copy_of = |bytes: &[u8]| {
+        let copy = pg_sys::palloc(bytes.len()) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+        pg_sys::Datum::from(copy)
+    };
     let cached = RULESET_VALUES.with(|c| {
         c.borrow()
             .as_ref()
             .filter(|(n, at, _)| *n == name && *at == statement)
-            .map(|(_, _, bytes)| bytes.clone())
+            .map(|(_, _, bytes)| copy_of(bytes))
     });
-    let bytes = cached.unwrap_or_else(|| {
+    cached.unwrap_or_else(|| {
         let mut json = load_ruleset_json(name.as_deref());
         if let Some(obj) = json.as_object_mut() {
             let now = pg_sys::GetCurrentTransactionStartTimestamp();
@@ -144,12 +150,9 @@ c_function!(pg_finfo_ruleset, ruleset, |fcinfo| {
         let v = datum.cast_mut_ptr::<pg_sys::varlena>();
         let bytes =
             std::slice::from_raw_parts(v as *const u8, pgrx::varlena::varsize_any(v)).to_vec();
-        RULESET_VALUES.with(|c| *c.borrow_mut() = Some((name, statement, bytes.clone())));
-        bytes
-    });
-    let copy = pg_sys::palloc(bytes.len()) as *mut u8;
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
-    pg_sys::Datum::from(copy)
+        RULESET_VALUES.with(|c| *c.borrow_mut() = Some((name, statement, bytes)));
+        datum
+    })
 });
 
 /// Called by the definition tables' statement triggers: invalidates cached rulesets in every backend.

@@ -124,8 +124,10 @@ SELECT count(*) > 0 AS refreshed FROM segments.refresh('regions');
 SELECT segment, accounts FROM segments.coverage('regions') ORDER BY 1;
 SELECT segment, accounts FROM segments.health('regions') ORDER BY 1;
 SELECT segments.segment_at('regions', '300');
-SELECT count(*) >= 0 AS transitions FROM segments.transitions('regions', now() - interval '1 day', now());
-SELECT count(*) >= 0 AS preview FROM segments.preview('regions', 'big', '{"attr": "spend", "op": ">", "value": 10}');
+SELECT sum(accounts) = (SELECT count(*) FROM shop.customers) AS all_entered_today
+FROM segments.transitions('regions', now() - interval '1 day', now()) WHERE from_segment IS NULL;
+SELECT count(*) = (SELECT count(*) FROM shop.customers WHERE spend > 10 AND spend <= 1500) AS preview_agrees
+FROM segments.preview('regions', 'big', '{"attr": "spend", "op": ">", "value": 10}');
 SELECT segments.track('regions');
 UPDATE shop.customers SET spend = 5000 WHERE id = 1;
 UPDATE shop.customers SET spend = spend + 1 WHERE id <= 200;
