@@ -360,9 +360,11 @@ BEGIN
             WHERE c.new_segment IS NOT NULL
             ORDER BY c.account_key  -- key order: the open-membership index fills page by page
         ), notified AS (
-            SELECT count(pg_notify('segments_membership', json_build_object('segmentation', %1$L,
-                       'account', account_key, 'from', old_segment, 'to', new_segment)::text)) AS n
-            FROM changed WHERE (SELECT s.notify FROM segments.segmentation s WHERE s.name = %1$L)
+            -- one notification, with no account data (any role may LISTEN): segments.changes() says who moved
+            SELECT count(pg_notify('segments_membership',
+                                   json_build_object('segmentation', %1$L, 'at', %7$s)::text)) AS n
+            FROM (SELECT 1 FROM changed LIMIT 1) c
+            WHERE (SELECT s.notify FROM segments.segmentation s WHERE s.name = %1$L)
         )
         SELECT count(*) FILTER (WHERE old_segment IS NULL) AS entered,
                count(*) FILTER (WHERE new_segment IS NULL) AS "left",
@@ -661,6 +663,28 @@ CREATE POLICY readable_source ON segments.membership
 
 ALTER VIEW segments.current_membership SET (security_invoker = true);
 
+-- notifications carry no account data; a listener asks segments.changes() who moved
+
+CREATE FUNCTION segments.changes(segmentation text, at timestamptz)
+RETURNS TABLE (account_key text, from_segment text, to_segment text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE g segments.segmentation := segments._definition(segmentation);
+BEGIN
+    -- a refresh or a tracked statement closes and opens ranges at one instant: that instant is the change
+    RETURN QUERY
+    SELECT coalesce(o.account_key, n.account_key), o.segment, n.segment
+    FROM (SELECT m.account_key, m.segment, m.exclusive FROM segments.membership m
+          WHERE m.segmentation = g.name AND upper(m.valid) = at) o
+    FULL JOIN (SELECT m.account_key, m.segment, m.exclusive FROM segments.membership m
+               WHERE m.segmentation = g.name AND lower(m.valid) = at) n
+         ON n.account_key = o.account_key AND n.exclusive AND o.exclusive
+    ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST;
+END $$;
+
+COMMENT ON FUNCTION segments.changes(text, timestamptz) IS
+    'The accounts that entered, left or moved at one instant (the "at" of a segments_membership notification); '
+    'from NULL = entered, to NULL = left; only for segmentations whose source the caller can read';
+
 -- membership is written by the extension's SECURITY DEFINER functions only
 ALTER FUNCTION segments._track() SECURITY DEFINER;
 REVOKE INSERT, UPDATE, DELETE ON segments.membership FROM segments_editor;
@@ -670,5 +694,6 @@ REVOKE INSERT, UPDATE, DELETE ON segments.membership FROM segments_editor;
 ---------------------------------------------------------------------------------------------------------
 GRANT SELECT ON segments.rfm_default_map TO segments_reader;
 GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._read_ruleset(text), segments._check_readable(regclass, text[], text),
-    segments._check_caller_reads_all(segments.segmentation, text), segments._check_caller_may_trigger(segments.segmentation)
+    segments._check_caller_reads_all(segments.segmentation, text), segments._check_caller_may_trigger(segments.segmentation),
+    segments.changes(text, timestamptz)
     TO segments_reader;

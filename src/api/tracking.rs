@@ -64,8 +64,10 @@ const CLOSE_SQL: &CStr =
 const OPEN_SQL: &CStr =
     c"INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
     VALUES ($1, $2, $3, tstzrange($4, NULL), true)";
+// no account data: any role may LISTEN; segments.changes() tells a listener who may read them who moved
+// (identical notifications of one transaction are delivered once)
 const NOTIFY_SQL: &CStr = c"SELECT pg_notify('segments_membership',
-    json_build_object('segmentation', $1, 'account', $2, 'from', $3, 'to', $4)::text)";
+    json_build_object('segmentation', $1, 'at', $2)::text)";
 
 fn internal(what: &str) -> ! {
     raise_with(
@@ -337,13 +339,7 @@ unsafe fn move_account(
             run(OPEN_SQL, &params);
         }
         if notify {
-            let params = [
-                (TEXTOID, Some(name)),
-                (TEXTOID, Some(key_datum)),
-                (TEXTOID, old.as_deref().map(text_datum)),
-                (TEXTOID, new),
-            ];
-            run(NOTIFY_SQL, &params);
+            run(NOTIFY_SQL, &[(TEXTOID, Some(name)), (TIMESTAMPTZOID, at)]);
         }
     }
 }

@@ -20,11 +20,17 @@ pub fn quote_literal(s: &str) -> String {
     }
 }
 
+/// An operator of pg_catalog, named so that one planted on the reader's search_path is never chosen
+/// (`OPERATOR(...)` binds like any other operator, tighter than comparisons: callers parenthesize).
+fn catalog_op(sym: &str) -> String {
+    format!("OPERATOR(pg_catalog.{sym})")
+}
+
 fn float_literal(f: f64) -> String {
     // {:?} keeps the shortest round-trip form and always has a digit after the point or an exponent
     let s = format!("{f:?}");
     if s.contains(['e', 'E']) {
-        format!("'{s}'::float8")
+        format!("'{s}'::pg_catalog.float8")
     } else {
         s
     }
@@ -51,23 +57,28 @@ fn time_literal(t: i64, ty: &ColumnType) -> String {
     };
     if !TIMESTAMP_RANGE.contains(&t) {
         let cast = if *ty == ColumnType::TimestampTz {
-            "timestamptz"
+            "pg_catalog.timestamptz"
         } else {
-            "timestamp"
+            "pg_catalog.timestamp"
         };
         return format!("'{ts}'::{cast}");
     }
     match ty {
-        ColumnType::TimestampTz => format!("'{ts}'::timestamptz"),
-        _ => format!("'{}'::timestamp", &ts[..ts.len() - 3]),
+        ColumnType::TimestampTz => format!("'{ts}'::pg_catalog.timestamptz"),
+        _ => format!("'{}'::pg_catalog.timestamp", &ts[..ts.len() - 3]),
     }
+}
+
+fn each_of(list: &[Scalar], test: &dyn Fn(&Scalar) -> String, joiner: &str) -> String {
+    let tests: Vec<String> = list.iter().map(test).collect();
+    format!("({})", tests.join(joiner))
 }
 
 fn test_sql(t: &Test) -> String {
     let col = quote_ident(&t.cond.attr);
     // ordering of text follows the byte order of the C collation, as segment_of does
     let ord = if t.ty == ColumnType::Text {
-        format!("{col} COLLATE \"C\"")
+        format!("{col} COLLATE pg_catalog.\"C\"")
     } else {
         col.clone()
     };
@@ -89,23 +100,44 @@ fn test_sql(t: &Test) -> String {
             } else {
                 &ord
             };
-            format!("{lhs} {sym} {}", lit(s))
+            format!("{lhs} {} {}", catalog_op(sym), lit(s))
         }
-        Check::Between(lo, hi) => format!("{ord} BETWEEN {} AND {}", lit(lo), lit(hi)),
-        Check::In(list) => format!(
-            "{col} IN ({})",
-            list.iter().map(lit).collect::<Vec<_>>().join(", ")
+        // BETWEEN, IN and NOT IN spelled out: their operators would be looked up on the search_path
+        Check::Between(lo, hi) => format!(
+            "{ord} {} {} AND {ord} {} {}",
+            catalog_op(">="),
+            lit(lo),
+            catalog_op("<="),
+            lit(hi)
         ),
-        Check::NotIn(list) => format!(
-            "{col} NOT IN ({})",
-            list.iter().map(lit).collect::<Vec<_>>().join(", ")
+        // x IN (a, b) is x = a OR x = b; x NOT IN (a, b) is x <> a AND x <> b (the lists hold no NULL)
+        Check::In(list) => each_of(
+            list,
+            &|s| format!("{col} {} {}", catalog_op("="), lit(s)),
+            " OR ",
         ),
-        Check::Contains(s) => format!("strpos({col}, {}) > 0", quote_literal(s)),
-        Check::StartsWith(s) => format!("starts_with({col}, {})", quote_literal(s)),
-        Check::EndsWith(s) => format!("right({col}, {}) = {}", s.chars().count(), quote_literal(s)),
-        Check::Matches(re) => format!("{col} ~ {}", quote_literal(re.as_str())),
-        Check::NotBefore(cut) => format!("{col} >= {}", time_literal(*cut, &t.ty)),
-        Check::Before(cut) => format!("{col} < {}", time_literal(*cut, &t.ty)),
+        Check::NotIn(list) => each_of(
+            list,
+            &|s| format!("{col} {} {}", catalog_op("<>"), lit(s)),
+            " AND ",
+        ),
+        Check::Contains(s) => format!(
+            "pg_catalog.strpos({col}, {}) {} 0",
+            quote_literal(s),
+            catalog_op(">")
+        ),
+        Check::StartsWith(s) => format!("pg_catalog.starts_with({col}, {})", quote_literal(s)),
+        Check::EndsWith(s) => format!(
+            "pg_catalog.\"right\"({col}, {}) {} {}",
+            s.chars().count(),
+            catalog_op("="),
+            quote_literal(s)
+        ),
+        Check::Matches(re) => format!("{col} {} {}", catalog_op("~"), quote_literal(re.as_str())),
+        Check::NotBefore(cut) => {
+            format!("{col} {} {}", catalog_op(">="), time_literal(*cut, &t.ty))
+        }
+        Check::Before(cut) => format!("{col} {} {}", catalog_op("<"), time_literal(*cut, &t.ty)),
     };
     format!("COALESCE({body}, false)")
 }
@@ -119,25 +151,28 @@ fn nearest_sql(n: &NearestTest) -> String {
             .enumerate()
             .map(|(j, f)| {
                 let z = format!(
-                    "(({}::float8 - {}) / {} - {})",
+                    "((({}::pg_catalog.float8 {} {}) {} {}) {} {})",
                     quote_ident(f),
+                    catalog_op("-"),
                     float_literal(r.center[j]),
+                    catalog_op("/"),
                     float_literal(r.scale[j]),
+                    catalog_op("-"),
                     float_literal(r.centroids[k][j])
                 );
-                format!("{z} * {z}")
+                format!("({z} {} {z})", catalog_op("*"))
             })
             .collect();
-        format!("({})", terms.join(" + "))
+        format!("({})", terms.join(&format!(" {} ", catalog_op("+"))))
     };
     let me = dist(r.cluster);
     let parts: Vec<String> = (0..r.centroids.len())
         .filter(|&k| k != r.cluster)
         .map(|k| {
             if k < r.cluster {
-                format!("{me} < {}", dist(k))
+                format!("{me} {} {}", catalog_op("<"), dist(k))
             } else {
-                format!("{me} <= {}", dist(k))
+                format!("{me} {} {}", catalog_op("<="), dist(k))
             }
         })
         .collect();
@@ -234,6 +269,6 @@ mod tests {
         );
         assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
         assert_eq!(float_literal(0.1), "0.1");
-        assert_eq!(float_literal(1e300), "'1e300'::float8");
+        assert_eq!(float_literal(1e300), "'1e300'::pg_catalog.float8");
     }
 }

@@ -88,7 +88,11 @@ BEGIN
         PERFORM pg_sleep(0.1);
     END LOOP;
 END $$;
-SELECT notify_name, payload FROM received ORDER BY payload ->> 'account';
+-- a payload names the segmentation and the instant, never an account; changes() says who moved then
+SELECT notify_name, array(SELECT jsonb_object_keys(payload) ORDER BY 1) AS payload_keys, count(*)
+FROM received GROUP BY 1, 2;
+SELECT c.* FROM received r, segments.changes(r.payload ->> 'segmentation', (r.payload ->> 'at')::timestamptz) c
+ORDER BY 1;
 SELECT dblink_disconnect('listener');
 -- a bulk change (over 100 rows) takes the set-based path that refresh uses
 UPDATE telco.plans SET contract = 'One year' WHERE contract = 'Month-to-month' AND monthly_charges < 25;

@@ -87,6 +87,58 @@ SELECT segmentation, count(*) FROM segments.current_membership WHERE segmentatio
 SELECT segments.segment_at('pay', '100') AS pay_segment, segments.segment_at('regions', '300') AS region_segment;
 RESET ROLE;
 
+-- 4b. a reader calls every function the README gives readers; writing definitions is for editors
+SET ROLE sec_rita;
+SELECT count(DISTINCT segments.segment_of(c, 'regions')) AS segment_of, count(segments.segments_of(c, 'regions')) AS segments_of,
+       count(segments.segment_path(c, 'regions')) AS segment_path, count(segments.explain(c, 'regions')) AS explain,
+       count(*) FILTER (WHERE segments.classify(c, segments.ruleset('regions')) = segments.segment_of(c, 'regions')) AS classify
+FROM shop.customers c;
+SELECT segments.validate_rule('{"attr": "spend", "op": ">", "value": 1}', 'shop.customers') AS validate_rule,
+       length(segments.to_sql('regions')) > 0 AS to_sql,
+       (SELECT sum(accounts) FROM segments.coverage('regions')) AS coverage,
+       (SELECT sum(accounts) FROM segments.health('regions')) AS health,
+       (SELECT count(*) FROM segments.preview('regions', 'big', '{"attr": "spend", "op": ">", "value": 2990}')) AS preview,
+       (SELECT sum(accounts) FROM segments.transitions('regions', now() - interval '1 day', now())) AS transitions,
+       (SELECT count(*) FROM segments.kmeans('shop.customers', ARRAY['spend'], 2)) AS kmeans,
+       (SELECT count(*) FROM segments.choose_k('shop.customers', ARRAY['spend'], 2, 3)) AS choose_k,
+       (SELECT (segments.churn_rate_ci(region = 'EU')).n FROM shop.customers) AS churn_rate_ci;
+SELECT entered + "left" + moved + unchanged AS refreshed FROM segments.refresh('prices');
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_clusters('rita', 'shop.customers', 'id', ARRAY['spend'], 2)$$);
+RESET ROLE;
+
+-- 4c. NOTIFY payloads carry no account data: a stranger with no grants may LISTEN, and learns only that a
+-- segmentation changed and when; who moved is for roles that can read the source (segments.changes)
+CREATE ROLE sec_stranger LOGIN;
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT dblink_connect('stranger', format('dbname=%s port=%s host=%s user=sec_stranger', current_database(),
+                                         current_setting('port'), current_setting('unix_socket_directories')));
+SELECT dblink_exec('stranger', 'LISTEN segments_membership');
+UPDATE segments.segmentation SET notify = true WHERE name = 'prices';
+SELECT segments.track('prices');
+UPDATE shop.products SET price = 1 WHERE id IN (1, 2);
+CREATE TEMP TABLE heard (payload jsonb);
+DO $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        INSERT INTO heard SELECT extra::jsonb FROM dblink_get_notify('stranger');
+        EXIT WHEN EXISTS (SELECT 1 FROM heard);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT array(SELECT jsonb_object_keys(payload) ORDER BY 1) AS stranger_heard, payload ->> 'segmentation' AS segmentation
+FROM heard;
+SELECT sqlstate, message FROM error_of(format($$SELECT * FROM dblink('stranger', %L) AS t(n bigint)$$,
+    format('SELECT count(*) FROM segments.changes(%L, %L)', 'prices', (SELECT payload ->> 'at' FROM heard))));
+SELECT dblink_disconnect('stranger');
+SELECT lower(valid) AS pay_at FROM segments.membership WHERE segmentation = 'pay' LIMIT 1 \gset
+SELECT payload ->> 'at' AS prices_at FROM heard \gset
+SELECT count(*) AS pay_changes_for_superuser FROM segments.changes('pay', :'pay_at');
+SET ROLE sec_rita;
+SELECT * FROM segments.changes('prices', :'prices_at');
+SELECT count(*) AS pay_changes_for_rita FROM segments.changes('pay', :'pay_at');
+RESET ROLE;
+SELECT segments.untrack('prices');
+
 -- 5. functions, aggregates and operators planted in public are never called by the extension, even for a
 -- superuser whose search_path puts public first
 GRANT CREATE ON SCHEMA public TO sec_eve;
@@ -109,9 +161,14 @@ BEGIN INSERT INTO public.sec_canary VALUES ('unnest'); RETURN QUERY SELECT pg_ca
 CREATE FUNCTION public.sec_contains(tstzrange, timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.sec_canary VALUES ('@>'); RETURN $1 OPERATOR(pg_catalog.@>) $2; END $$;
 CREATE OPERATOR public.@> (LEFTARG = tstzrange, RIGHTARG = timestamptz, FUNCTION = public.sec_contains);
+-- an exact match for numeric > integer beats pg_catalog's numeric > numeric wherever it sits on the path
+CREATE FUNCTION public.sec_gt(numeric, integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.sec_canary VALUES ('>'); RETURN $1 OPERATOR(pg_catalog.>) $2; END $$;
+CREATE OPERATOR public.> (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = public.sec_gt);
 -- the traps work: the editor's own query calls them
 SELECT jsonb_agg(x) AS trapped FROM (VALUES ('1'::jsonb)) v(x);
 SELECT lower(tstzrange(now(), NULL)) IS NOT NULL AS trapped;
+SELECT 2.5 > 1 AS trapped;
 RESET ROLE;
 SELECT count(*) AS armed FROM public.sec_canary;
 TRUNCATE public.sec_canary;
@@ -126,12 +183,14 @@ SELECT segment, accounts FROM segments.health('regions') ORDER BY 1;
 SELECT segments.segment_at('regions', '300');
 SELECT sum(accounts) = (SELECT count(*) FROM shop.customers) AS all_entered_today
 FROM segments.transitions('regions', now() - interval '1 day', now()) WHERE from_segment IS NULL;
-SELECT count(*) = (SELECT count(*) FROM shop.customers WHERE spend > 10 AND spend <= 1500) AS preview_agrees
+SELECT count(*) = (SELECT count(*) FROM shop.customers WHERE spend > 10.0 AND spend <= 1500.0) AS preview_agrees
 FROM segments.preview('regions', 'big', '{"attr": "spend", "op": ">", "value": 10}');
 SELECT segments.track('regions');
 UPDATE shop.customers SET spend = 5000 WHERE id = 1;
 UPDATE shop.customers SET spend = spend + 1 WHERE id <= 200;
 SELECT segments.to_sql('regions');
+-- the CASE expression runs in the caller's query, on the caller's path: pg_catalog's operators are named
+SELECT format('SELECT %s AS segment, count(*) FROM shop.customers GROUP BY 1 ORDER BY 1', segments.to_sql('regions')) \gexec
 SELECT segments.untrack('regions');
 RESET search_path;
 SELECT count(*) AS planted_calls FROM public.sec_canary;
@@ -140,10 +199,11 @@ SELECT rolsuper AS eve_became_superuser FROM pg_roles WHERE rolname = 'sec_eve';
 DELETE FROM segments.segmentation WHERE name IN ('regions', 'pay', 'prices');
 DROP SCHEMA hr, shop CASCADE;
 DROP TABLE public.sec_canary;
-DROP OPERATOR public.@> (tstzrange, timestamptz);
+DROP OPERATOR public.@> (tstzrange, timestamptz), public.> (numeric, integer);
+DROP FUNCTION public.sec_gt(numeric, integer);
 DROP FUNCTION public.sec_contains(tstzrange, timestamptz), public.lower(tstzrange), public.upper_inf(tstzrange), public.unnest(text[]);
 DROP AGGREGATE public.jsonb_agg(jsonb);
 DROP FUNCTION public.sec_trap(jsonb, jsonb);
 REVOKE CREATE ON SCHEMA public FROM sec_eve;
-DROP OWNED BY sec_eve, sec_rita, sec_app;
-DROP ROLE sec_eve, sec_rita, sec_app;
+DROP OWNED BY sec_eve, sec_rita, sec_app, sec_stranger;
+DROP ROLE sec_eve, sec_rita, sec_app, sec_stranger;
