@@ -366,6 +366,39 @@ END $$;
 ---------------------------------------------------------------------------------------------------------
 -- Coverage and quality report
 ---------------------------------------------------------------------------------------------------------
+-- Each active segment with itself and each of its ancestors: (segment, ancestor, the ancestor's level, 1 = top,
+-- and its path); the default segment is its own ancestor at level 1.
+CREATE FUNCTION segments._lineage(segmentation text)
+RETURNS TABLE (segment text, ancestor text, level integer, path text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE up AS (
+        SELECT s.name AS segment, s.name AS ancestor, s.parent, s.name AS path
+        FROM segments.segment s WHERE s.segmentation = _lineage.segmentation AND s.active
+        UNION ALL
+        SELECT u.segment, p.name, p.parent, p.name || ' > ' || u.path
+        FROM up u JOIN segments.segment p ON p.segmentation = _lineage.segmentation AND p.name = u.parent
+    ), self AS (
+        SELECT u.segment, count(*)::integer AS level, max(u.path) FILTER (WHERE u.parent IS NULL) AS path
+        FROM up u GROUP BY u.segment
+    )
+    SELECT u.segment, u.ancestor, a.level, a.path FROM up u JOIN self a ON a.segment = u.ancestor
+    UNION ALL
+    SELECT g.default_segment, g.default_segment, 1, g.default_segment
+    FROM segments.segmentation g WHERE g.name = _lineage.segmentation
+$$;
+
+-- The FROM list that puts each row of `rows` (with the segment_of result `seg` and the segments_of result `hits`)
+-- under every segment it counts in, as `counted`.
+CREATE FUNCTION segments._counted_in(g segments.segmentation)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE g.mode
+        WHEN 'exclusive' THEN 'rows r JOIN lineage counted ON counted.segment = r.seg'
+        ELSE format('rows r CROSS JOIN LATERAL unnest(CASE WHEN cardinality(r.hits) > 0 THEN r.hits ELSE ARRAY[%L] END)'
+                    ' AS counted(ancestor)', g.default_segment)
+    END
+$$;
+
 CREATE FUNCTION segments.coverage(segmentation text)
 RETURNS TABLE (segment text, path text, accounts bigint, share float8, matching bigint, shadowed bigint,
                below_min_size boolean, never_wins boolean)
@@ -373,27 +406,24 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
 BEGIN
+    -- accounts count as in segments.health() (segments._counted_in): a parent its subtree, a tag its carriers
     RETURN QUERY EXECUTE format($q$
-        WITH RECURSIVE lineage AS (
-            -- every segment paired with itself and each of its ancestors, building its path on the way up
-            SELECT s.name AS segment, s.name AS ancestor, s.parent, s.name AS path
-            FROM segments.segment s WHERE s.segmentation = %1$L
-            UNION ALL
-            SELECT l.segment, p.name, p.parent, p.name || ' > ' || l.path
-            FROM lineage l JOIN segments.segment p ON p.segmentation = %1$L AND p.name = l.parent
-        ), rows AS (
-            -- the rules run twice per account (assignment, all matches); paths come from the definitions
+        WITH lineage AS (SELECT * FROM segments._lineage(%1$L)),
+        rows AS (
+            -- the rules run twice per account (assignment, all matches)
             SELECT segments.segment_of(t.*, %1$L) AS seg, segments.segments_of(t.*, %1$L) AS hits FROM %2$s t
         ), total AS (SELECT count(*) AS n FROM rows),
         defs AS (
             SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
             UNION ALL SELECT %3$L, NULL
         ),
-        assigned AS (SELECT seg, count(*) AS n FROM rows GROUP BY seg),
-        -- a hit that is neither the assigned segment nor one of its ancestors lost on priority
+        assigned AS (SELECT counted.ancestor AS seg, count(*) AS n FROM %5$s GROUP BY 1),
+        -- in an exclusive segmentation, a hit that is neither the assigned segment nor one of its ancestors lost
+        -- on priority; in an overlapping one every hit counts
         hits AS (
             SELECT h AS seg, count(*) AS matching,
-                   count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM lineage l WHERE l.segment = r.seg AND l.ancestor = h))
+                   count(*) FILTER (WHERE %6$L = 'exclusive'
+                                    AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.segment = r.seg AND l.ancestor = h))
                        AS shadowed
             FROM rows r, unnest(r.hits) h GROUP BY h
         )
@@ -403,11 +433,13 @@ BEGIN
                coalesce(a.n, 0) < coalesce(%4$s, 0),
                coalesce(a.n, 0) = 0 AND coalesce(h.shadowed, 0) > 0
         FROM defs d LEFT JOIN assigned a ON a.seg = d.name LEFT JOIN hits h ON h.seg = d.name
-             LEFT JOIN lineage p ON p.segment = d.name AND p.parent IS NULL
+             LEFT JOIN lineage p ON p.segment = d.name AND p.ancestor = d.name
         ORDER BY d.priority NULLS LAST, d.name
-    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'));
+    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'),
+         segments._counted_in(g), g.mode);
 END $$;
 COMMENT ON FUNCTION segments.coverage(text) IS
-    'Quality report: accounts and share per segment (default segment last), matches lost to higher-priority '
-    'segments (shadowed), segments under min_segment_size, and rules that never win on the current data';
+    'Quality report: accounts and share per segment (default segment last; a parent counts its subtree, a tag '
+    'every account carrying it), matches lost to higher-priority segments (shadowed), segments under '
+    'min_segment_size, and rules that never win on the current data';
 

@@ -71,6 +71,104 @@ COMMENT ON AGGREGATE segments.nps_ci(integer, float8) IS
     'NPS with a normal confidence interval from the multinomial variance (p + d − (p − d)²) / n';
 COMMENT ON AGGREGATE segments.nps_ci(integer) IS 'NPS with its 95% confidence interval';
 
+-- The same three aggregates over smallint, bigint and numeric scores (a numeric must be a whole number):
+-- the C transition functions read the datum by its declared type.
+DO $$
+DECLARE score_type text;
+BEGIN
+    FOREACH score_type IN ARRAY ARRAY['smallint', 'bigint', 'numeric'] LOOP
+        EXECUTE format($f$
+            CREATE FUNCTION segments._nps_accum(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_accum' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_retract(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_retract' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_accum(float8[], %1$s, float8) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_retract(float8[], %1$s, float8) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_retract' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_accum(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_retract(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_retract' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE AGGREGATE segments.nps(score %1$s) (
+                SFUNC = segments._nps_accum, STYPE = float8[], INITCOND = '{0,0,0}',
+                FINALFUNC = segments._nps_final, COMBINEFUNC = segments._state_add,
+                MSFUNC = segments._nps_accum, MINVFUNC = segments._nps_retract, MSTYPE = float8[],
+                MINITCOND = '{0,0,0}', MFINALFUNC = segments._nps_final, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.nps_ci(score %1$s, confidence float8) (
+                SFUNC = segments._nps_ci_accum, STYPE = float8[], INITCOND = '{0,0,0,0}',
+                FINALFUNC = segments._nps_ci_final, COMBINEFUNC = segments._state_add,
+                MSFUNC = segments._nps_ci_accum, MINVFUNC = segments._nps_ci_retract, MSTYPE = float8[],
+                MINITCOND = '{0,0,0,0}', MFINALFUNC = segments._nps_ci_final, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.nps_ci(score %1$s) (
+                SFUNC = segments._nps_ci_accum, STYPE = float8[], INITCOND = '{0,0,0,0}',
+                FINALFUNC = segments._nps_ci_final, COMBINEFUNC = segments._state_add,
+                MSFUNC = segments._nps_ci_accum, MINVFUNC = segments._nps_ci_retract, MSTYPE = float8[],
+                MINITCOND = '{0,0,0,0}', MFINALFUNC = segments._nps_ci_final, PARALLEL = SAFE);
+            COMMENT ON AGGREGATE segments.nps(%1$s) IS %2$L;
+            COMMENT ON AGGREGATE segments.nps_ci(%1$s, float8) IS %3$L;
+            COMMENT ON AGGREGATE segments.nps_ci(%1$s) IS %4$L;
+        $f$, score_type,
+            obj_description('segments.nps(integer)'::regprocedure, 'pg_proc'),
+            obj_description('segments.nps_ci(integer, float8)'::regprocedure, 'pg_proc'),
+            obj_description('segments.nps_ci(integer)'::regprocedure, 'pg_proc'));
+    END LOOP;
+END $$;
+
+-- Win rate of opportunities: the proportion of won ones, with its Wilson interval (churn_rate_ci's state).
+CREATE AGGREGATE segments.win_rate(won boolean, confidence float8) (
+    SFUNC = segments._churn_ci_accum, STYPE = float8[], INITCOND = '{0,0,0}',
+    FINALFUNC = segments._churn_rate_ci_final, COMBINEFUNC = segments._state_add,
+    MSFUNC = segments._churn_ci_accum, MINVFUNC = segments._churn_ci_retract, MSTYPE = float8[], MINITCOND = '{0,0,0}',
+    MFINALFUNC = segments._churn_rate_ci_final, PARALLEL = SAFE);
+CREATE AGGREGATE segments.win_rate(won boolean) (
+    SFUNC = segments._churn_ci_accum, STYPE = float8[], INITCOND = '{0,0,0}',
+    FINALFUNC = segments._churn_rate_ci_final, COMBINEFUNC = segments._state_add,
+    MSFUNC = segments._churn_ci_accum, MINVFUNC = segments._churn_ci_retract, MSTYPE = float8[], MINITCOND = '{0,0,0}',
+    MFINALFUNC = segments._churn_rate_ci_final, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.win_rate(boolean, float8) IS
+    'Win rate: won / decided opportunities (NULL = still open, ignored), with its Wilson score interval';
+COMMENT ON AGGREGATE segments.win_rate(boolean) IS 'Win rate with its 95% Wilson score interval';
+
+-- Time to close: exact percentiles (percentile_cont's interpolation) of closed − opened. The state holds every
+-- duration, so it is a float8[] that grows (8 bytes a row); the percentiles asked for are part of it.
+CREATE FUNCTION segments._durations_combine(float8[], float8[]) RETURNS float8[]
+    AS 'MODULE_PATHNAME', '_durations_combine' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segments._durations_final(float8[]) RETURNS interval
+    AS 'MODULE_PATHNAME', '_durations_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segments._durations_final_array(float8[]) RETURNS interval[]
+    AS 'MODULE_PATHNAME', '_durations_final_array' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+DO $$
+DECLARE time_type text;
+BEGIN
+    -- date and timestamp get their own overloads: an implicit cast to timestamptz would count a DST shift
+    FOREACH time_type IN ARRAY ARRAY['timestamptz', 'timestamp', 'date'] LOOP
+        EXECUTE format($f$
+            CREATE FUNCTION segments._durations_accum(float8[], %1$s, %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_durations_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._durations_accum(float8[], %1$s, %1$s, float8) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_durations_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._durations_accum(float8[], %1$s, %1$s, float8[]) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_durations_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE AGGREGATE segments.time_to_close(opened %1$s, closed %1$s) (
+                SFUNC = segments._durations_accum, STYPE = float8[], FINALFUNC = segments._durations_final,
+                COMBINEFUNC = segments._durations_combine, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.time_to_close(opened %1$s, closed %1$s, percentile float8) (
+                SFUNC = segments._durations_accum, STYPE = float8[], FINALFUNC = segments._durations_final,
+                COMBINEFUNC = segments._durations_combine, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.time_to_close(opened %1$s, closed %1$s, percentiles float8[]) (
+                SFUNC = segments._durations_accum, STYPE = float8[], FINALFUNC = segments._durations_final_array,
+                COMBINEFUNC = segments._durations_combine, PARALLEL = SAFE);
+            COMMENT ON AGGREGATE segments.time_to_close(%1$s, %1$s) IS
+                'Median time from opened to closed (rows with a NULL time, deals still open, are left out)';
+            COMMENT ON AGGREGATE segments.time_to_close(%1$s, %1$s, float8) IS
+                'A percentile (0..1) of the time from opened to closed, interpolated as percentile_cont does';
+            COMMENT ON AGGREGATE segments.time_to_close(%1$s, %1$s, float8[]) IS
+                'Several percentiles (0..1) of the time from opened to closed, as an interval[] in their order';
+        $f$, time_type);
+    END LOOP;
+END $$;
+
 CREATE AGGREGATE segments.churn_rate(churned boolean) (
     SFUNC = segments._churn_accum, STYPE = float8[], INITCOND = '{0,0}',
     FINALFUNC = segments._churn_rate_final, COMBINEFUNC = segments._state_add,

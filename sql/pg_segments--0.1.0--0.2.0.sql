@@ -212,6 +212,39 @@ BEGIN
     RETURN g;
 END $$;
 
+-- Each active segment with itself and each of its ancestors: (segment, ancestor, the ancestor's level, 1 = top,
+-- and its path); the default segment is its own ancestor at level 1.
+CREATE FUNCTION segments._lineage(segmentation text)
+RETURNS TABLE (segment text, ancestor text, level integer, path text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE up AS (
+        SELECT s.name AS segment, s.name AS ancestor, s.parent, s.name AS path
+        FROM segments.segment s WHERE s.segmentation = _lineage.segmentation AND s.active
+        UNION ALL
+        SELECT u.segment, p.name, p.parent, p.name || ' > ' || u.path
+        FROM up u JOIN segments.segment p ON p.segmentation = _lineage.segmentation AND p.name = u.parent
+    ), self AS (
+        SELECT u.segment, count(*)::integer AS level, max(u.path) FILTER (WHERE u.parent IS NULL) AS path
+        FROM up u GROUP BY u.segment
+    )
+    SELECT u.segment, u.ancestor, a.level, a.path FROM up u JOIN self a ON a.segment = u.ancestor
+    UNION ALL
+    SELECT g.default_segment, g.default_segment, 1, g.default_segment
+    FROM segments.segmentation g WHERE g.name = _lineage.segmentation
+$$;
+
+-- The FROM list that puts each row of `rows` (with the segment_of result `seg` and the segments_of result `hits`)
+-- under every segment it counts in, as `counted`.
+CREATE FUNCTION segments._counted_in(g segments.segmentation)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE g.mode
+        WHEN 'exclusive' THEN 'rows r JOIN lineage counted ON counted.segment = r.seg'
+        ELSE format('rows r CROSS JOIN LATERAL unnest(CASE WHEN cardinality(r.hits) > 0 THEN r.hits ELSE ARRAY[%L] END)'
+                    ' AS counted(ancestor)', g.default_segment)
+    END
+$$;
+
 CREATE OR REPLACE FUNCTION segments.coverage(segmentation text)
 RETURNS TABLE (segment text, path text, accounts bigint, share float8, matching bigint, shadowed bigint,
                below_min_size boolean, never_wins boolean)
@@ -219,27 +252,24 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
 BEGIN
+    -- accounts count as in segments.health() (segments._counted_in): a parent its subtree, a tag its carriers
     RETURN QUERY EXECUTE format($q$
-        WITH RECURSIVE lineage AS (
-            -- every segment paired with itself and each of its ancestors, building its path on the way up
-            SELECT s.name AS segment, s.name AS ancestor, s.parent, s.name AS path
-            FROM segments.segment s WHERE s.segmentation = %1$L
-            UNION ALL
-            SELECT l.segment, p.name, p.parent, p.name || ' > ' || l.path
-            FROM lineage l JOIN segments.segment p ON p.segmentation = %1$L AND p.name = l.parent
-        ), rows AS (
-            -- the rules run twice per account (assignment, all matches); paths come from the definitions
+        WITH lineage AS (SELECT * FROM segments._lineage(%1$L)),
+        rows AS (
+            -- the rules run twice per account (assignment, all matches)
             SELECT segments.segment_of(t.*, %1$L) AS seg, segments.segments_of(t.*, %1$L) AS hits FROM %2$s t
         ), total AS (SELECT count(*) AS n FROM rows),
         defs AS (
             SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
             UNION ALL SELECT %3$L, NULL
         ),
-        assigned AS (SELECT seg, count(*) AS n FROM rows GROUP BY seg),
-        -- a hit that is neither the assigned segment nor one of its ancestors lost on priority
+        assigned AS (SELECT counted.ancestor AS seg, count(*) AS n FROM %5$s GROUP BY 1),
+        -- in an exclusive segmentation, a hit that is neither the assigned segment nor one of its ancestors lost
+        -- on priority; in an overlapping one every hit counts
         hits AS (
             SELECT h AS seg, count(*) AS matching,
-                   count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM lineage l WHERE l.segment = r.seg AND l.ancestor = h))
+                   count(*) FILTER (WHERE %6$L = 'exclusive'
+                                    AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.segment = r.seg AND l.ancestor = h))
                        AS shadowed
             FROM rows r, unnest(r.hits) h GROUP BY h
         )
@@ -249,12 +279,17 @@ BEGIN
                coalesce(a.n, 0) < coalesce(%4$s, 0),
                coalesce(a.n, 0) = 0 AND coalesce(h.shadowed, 0) > 0
         FROM defs d LEFT JOIN assigned a ON a.seg = d.name LEFT JOIN hits h ON h.seg = d.name
-             LEFT JOIN lineage p ON p.segment = d.name AND p.parent IS NULL
+             LEFT JOIN lineage p ON p.segment = d.name AND p.ancestor = d.name
         ORDER BY d.priority NULLS LAST, d.name
-    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'));
+    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'),
+         segments._counted_in(g), g.mode);
 END $$;
+COMMENT ON FUNCTION segments.coverage(text) IS
+    'Quality report: accounts and share per segment (default segment last; a parent counts its subtree, a tag '
+    'every account carrying it), matches lost to higher-priority segments (shadowed), segments under '
+    'min_segment_size, and rules that never win on the current data';
 
-CREATE OR REPLACE FUNCTION segments.health(segmentation text)
+CREATE FUNCTION segments.health(segmentation text, level integer)
 RETURNS TABLE (segment text, accounts bigint, account_share float8, arr numeric, arr_share float8,
                avg_acv float8, median_acv float8, churn_rate float8, churn_lower float8, churn_upper float8,
                nrr float8, grr float8, arr_growth float8, nps numeric, nps_lower float8, nps_upper float8,
@@ -265,40 +300,69 @@ DECLARE
     col text := 't.%I';
 BEGIN
     RETURN QUERY EXECUTE format($q$
-        WITH rows AS (
-            SELECT segments.segment_of(t.*, %1$L) AS segment, %3$s::numeric AS arr, %4$s::numeric AS arr_start,
-                   %5$s::boolean AS churned, %6$s::integer AS nps
+        WITH lineage AS (SELECT * FROM segments._lineage(%1$L)),
+        rows AS (
+            SELECT %10$s AS seg, %11$s AS hits, %3$s::numeric AS arr, %4$s::numeric AS arr_start,
+                   %5$s::boolean AS churned, %6$s AS nps
             FROM %2$s t
-        ), per AS (
-            SELECT r.segment, count(*) AS accounts, sum(r.arr) AS arr, avg(r.arr)::float8 AS avg_acv,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY r.arr) AS median_acv,
+        ), totals AS (SELECT count(*) AS accounts, sum(r.arr) AS arr FROM rows r),
+        per AS (
+            SELECT counted.ancestor AS segment, count(*) AS accounts, sum(r.arr) AS arr,
+                   -- ACV is a contract value: accounts without ARR (prospects, churned) are not averaged in
+                   avg(r.arr) FILTER (WHERE r.arr > 0)::float8 AS avg_acv,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY r.arr) FILTER (WHERE r.arr > 0) AS median_acv,
                    segments.churn_rate_ci(r.churned) AS churn,
                    segments.nrr(r.arr_start, r.arr) AS nrr, segments.grr(r.arr_start, r.arr) AS grr,
                    segments.arr_growth(r.arr_start, r.arr) AS arr_growth,
                    segments.nps(r.nps) AS nps, segments.nps_ci(r.nps) AS nps_ci,
                    -- lifetime value from revenue at the start of the period: churned accounts have none now
                    segments.clv(coalesce(r.arr_start, r.arr), %7$s, r.churned) AS clv
-            FROM rows r GROUP BY r.segment
+            FROM %12$s GROUP BY counted.ancestor
         ), defs AS (
-            SELECT s.name, s.priority FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
-            UNION SELECT %8$L, NULL
+            SELECT s.name, s.priority, l.level FROM segments.segment s
+            JOIN lineage l ON l.segment = s.name AND l.ancestor = s.name
+            WHERE s.segmentation = %1$L AND s.active
+            UNION SELECT %8$L, NULL, NULL
         )
         SELECT d.name, coalesce(p.accounts, 0),
-               coalesce(p.accounts, 0)::float8 / nullif(sum(p.accounts) OVER (), 0),
-               p.arr, p.arr::float8 / nullif(sum(p.arr) OVER (), 0)::float8,
+               coalesce(p.accounts, 0)::float8 / nullif(totals.accounts, 0),
+               p.arr, p.arr::float8 / nullif(totals.arr, 0)::float8,
                p.avg_acv, p.median_acv, (p.churn).estimate, (p.churn).lower, (p.churn).upper,
                p.nrr, p.grr, p.arr_growth, p.nps, (p.nps_ci).lower, (p.nps_ci).upper, p.clv,
                coalesce(p.accounts, 0) < coalesce(%9$s, 0)
-        FROM defs d LEFT JOIN per p ON p.segment = d.name
+        FROM defs d CROSS JOIN totals LEFT JOIN per p ON p.segment = d.name
+        WHERE $1 IS NULL OR d.level IS NULL OR d.level = $1
         ORDER BY d.priority NULLS LAST, d.name
     $q$, g.name, g.source,
          CASE WHEN g.arr_column IS NULL THEN 'NULL' ELSE format(col, g.arr_column) END,
          CASE WHEN g.arr_start_column IS NULL THEN 'NULL' ELSE format(col, g.arr_start_column) END,
          CASE WHEN g.churned_column IS NULL THEN 'NULL' ELSE format(col, g.churned_column) END,
-         CASE WHEN g.nps_column IS NULL THEN 'NULL' ELSE format(col, g.nps_column) END,
+         CASE WHEN g.nps_column IS NULL THEN 'NULL::integer' ELSE format(col, g.nps_column) END,
          coalesce(g.gross_margin::text, 'NULL::float8'), g.default_segment,
-         coalesce(g.min_segment_size::text, 'NULL'));
+         coalesce(g.min_segment_size::text, 'NULL'),
+         format('segments.segment_of(t.*, %L)', g.name),
+         CASE g.mode WHEN 'exclusive' THEN 'NULL::text[]' ELSE format('segments.segments_of(t.*, %L)', g.name) END,
+         segments._counted_in(g))
+    USING level;
 END $$;
+COMMENT ON FUNCTION segments.health(text, integer) IS
+    'Segment health at one level of the hierarchy (1 = top; NULL = every segment; the default segment always): '
+    'the columns of segments.health(segmentation)';
+
+CREATE OR REPLACE FUNCTION segments.health(segmentation text)
+RETURNS TABLE (segment text, accounts bigint, account_share float8, arr numeric, arr_share float8,
+               avg_acv float8, median_acv float8, churn_rate float8, churn_lower float8, churn_upper float8,
+               nrr float8, grr float8, arr_growth float8, nps numeric, nps_lower float8, nps_upper float8,
+               clv float8, small_sample boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM segments.health(health.segmentation, NULL::integer)
+$$;
+COMMENT ON FUNCTION segments.health(text) IS
+    'Segment health: accounts and share, ARR and share, average and median ACV (paying accounts), churn with '
+    'Wilson interval, NRR, GRR, ARR growth, NPS with interval, CLV and a small-sample flag, from the metric columns '
+    'the segmentation declares (arr_column, arr_start_column, churned_column, nps_column, gross_margin); a parent '
+    'reports its subtree, a tag every account that carries it';
+
 
 CREATE OR REPLACE FUNCTION segments._null_key(segmentation text) RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -690,10 +754,108 @@ ALTER FUNCTION segments._track() SECURITY DEFINER;
 REVOKE INSERT, UPDATE, DELETE ON segments.membership FROM segments_editor;
 
 ---------------------------------------------------------------------------------------------------------
+-- NPS over any whole-number score type; win rate and time to close of opportunities
+---------------------------------------------------------------------------------------------------------
+-- The same three aggregates over smallint, bigint and numeric scores (a numeric must be a whole number):
+-- the C transition functions read the datum by its declared type.
+DO $$
+DECLARE score_type text;
+BEGIN
+    FOREACH score_type IN ARRAY ARRAY['smallint', 'bigint', 'numeric'] LOOP
+        EXECUTE format($f$
+            CREATE FUNCTION segments._nps_accum(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_accum' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_retract(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_retract' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_accum(float8[], %1$s, float8) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_retract(float8[], %1$s, float8) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_retract' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_accum(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._nps_ci_retract(float8[], %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_nps_ci_retract' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE AGGREGATE segments.nps(score %1$s) (
+                SFUNC = segments._nps_accum, STYPE = float8[], INITCOND = '{0,0,0}',
+                FINALFUNC = segments._nps_final, COMBINEFUNC = segments._state_add,
+                MSFUNC = segments._nps_accum, MINVFUNC = segments._nps_retract, MSTYPE = float8[],
+                MINITCOND = '{0,0,0}', MFINALFUNC = segments._nps_final, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.nps_ci(score %1$s, confidence float8) (
+                SFUNC = segments._nps_ci_accum, STYPE = float8[], INITCOND = '{0,0,0,0}',
+                FINALFUNC = segments._nps_ci_final, COMBINEFUNC = segments._state_add,
+                MSFUNC = segments._nps_ci_accum, MINVFUNC = segments._nps_ci_retract, MSTYPE = float8[],
+                MINITCOND = '{0,0,0,0}', MFINALFUNC = segments._nps_ci_final, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.nps_ci(score %1$s) (
+                SFUNC = segments._nps_ci_accum, STYPE = float8[], INITCOND = '{0,0,0,0}',
+                FINALFUNC = segments._nps_ci_final, COMBINEFUNC = segments._state_add,
+                MSFUNC = segments._nps_ci_accum, MINVFUNC = segments._nps_ci_retract, MSTYPE = float8[],
+                MINITCOND = '{0,0,0,0}', MFINALFUNC = segments._nps_ci_final, PARALLEL = SAFE);
+            COMMENT ON AGGREGATE segments.nps(%1$s) IS %2$L;
+            COMMENT ON AGGREGATE segments.nps_ci(%1$s, float8) IS %3$L;
+            COMMENT ON AGGREGATE segments.nps_ci(%1$s) IS %4$L;
+        $f$, score_type,
+            obj_description('segments.nps(integer)'::regprocedure, 'pg_proc'),
+            obj_description('segments.nps_ci(integer, float8)'::regprocedure, 'pg_proc'),
+            obj_description('segments.nps_ci(integer)'::regprocedure, 'pg_proc'));
+    END LOOP;
+END $$;
+
+-- Win rate of opportunities: the proportion of won ones, with its Wilson interval (churn_rate_ci's state).
+CREATE AGGREGATE segments.win_rate(won boolean, confidence float8) (
+    SFUNC = segments._churn_ci_accum, STYPE = float8[], INITCOND = '{0,0,0}',
+    FINALFUNC = segments._churn_rate_ci_final, COMBINEFUNC = segments._state_add,
+    MSFUNC = segments._churn_ci_accum, MINVFUNC = segments._churn_ci_retract, MSTYPE = float8[], MINITCOND = '{0,0,0}',
+    MFINALFUNC = segments._churn_rate_ci_final, PARALLEL = SAFE);
+CREATE AGGREGATE segments.win_rate(won boolean) (
+    SFUNC = segments._churn_ci_accum, STYPE = float8[], INITCOND = '{0,0,0}',
+    FINALFUNC = segments._churn_rate_ci_final, COMBINEFUNC = segments._state_add,
+    MSFUNC = segments._churn_ci_accum, MINVFUNC = segments._churn_ci_retract, MSTYPE = float8[], MINITCOND = '{0,0,0}',
+    MFINALFUNC = segments._churn_rate_ci_final, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.win_rate(boolean, float8) IS
+    'Win rate: won / decided opportunities (NULL = still open, ignored), with its Wilson score interval';
+COMMENT ON AGGREGATE segments.win_rate(boolean) IS 'Win rate with its 95% Wilson score interval';
+
+-- Time to close: exact percentiles (percentile_cont's interpolation) of closed − opened. The state holds every
+-- duration, so it is a float8[] that grows (8 bytes a row); the percentiles asked for are part of it.
+CREATE FUNCTION segments._durations_combine(float8[], float8[]) RETURNS float8[]
+    AS 'MODULE_PATHNAME', '_durations_combine' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segments._durations_final(float8[]) RETURNS interval
+    AS 'MODULE_PATHNAME', '_durations_final' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segments._durations_final_array(float8[]) RETURNS interval[]
+    AS 'MODULE_PATHNAME', '_durations_final_array' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+DO $$
+DECLARE time_type text;
+BEGIN
+    -- date and timestamp get their own overloads: an implicit cast to timestamptz would count a DST shift
+    FOREACH time_type IN ARRAY ARRAY['timestamptz', 'timestamp', 'date'] LOOP
+        EXECUTE format($f$
+            CREATE FUNCTION segments._durations_accum(float8[], %1$s, %1$s) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_durations_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._durations_accum(float8[], %1$s, %1$s, float8) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_durations_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION segments._durations_accum(float8[], %1$s, %1$s, float8[]) RETURNS float8[]
+                AS 'MODULE_PATHNAME', '_durations_accum' LANGUAGE c IMMUTABLE PARALLEL SAFE;
+            CREATE AGGREGATE segments.time_to_close(opened %1$s, closed %1$s) (
+                SFUNC = segments._durations_accum, STYPE = float8[], FINALFUNC = segments._durations_final,
+                COMBINEFUNC = segments._durations_combine, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.time_to_close(opened %1$s, closed %1$s, percentile float8) (
+                SFUNC = segments._durations_accum, STYPE = float8[], FINALFUNC = segments._durations_final,
+                COMBINEFUNC = segments._durations_combine, PARALLEL = SAFE);
+            CREATE AGGREGATE segments.time_to_close(opened %1$s, closed %1$s, percentiles float8[]) (
+                SFUNC = segments._durations_accum, STYPE = float8[], FINALFUNC = segments._durations_final_array,
+                COMBINEFUNC = segments._durations_combine, PARALLEL = SAFE);
+            COMMENT ON AGGREGATE segments.time_to_close(%1$s, %1$s) IS
+                'Median time from opened to closed (rows with a NULL time, deals still open, are left out)';
+            COMMENT ON AGGREGATE segments.time_to_close(%1$s, %1$s, float8) IS
+                'A percentile (0..1) of the time from opened to closed, interpolated as percentile_cont does';
+            COMMENT ON AGGREGATE segments.time_to_close(%1$s, %1$s, float8[]) IS
+                'Several percentiles (0..1) of the time from opened to closed, as an interval[] in their order';
+        $f$, time_type);
+    END LOOP;
+END $$;
+
+---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install
 ---------------------------------------------------------------------------------------------------------
 GRANT SELECT ON segments.rfm_default_map TO segments_reader;
-GRANT EXECUTE ON FUNCTION segments._acting_role(), segments._restoring(), segments._read_ruleset(text), segments._check_readable(regclass, text[], text),
-    segments._check_caller_reads_all(segments.segmentation, text), segments._check_caller_may_trigger(segments.segmentation),
-    segments.changes(text, timestamptz)
-    TO segments_reader;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;

@@ -84,8 +84,8 @@ unsafe fn state_mut<'a>(
 unsafe fn nps_step(fcinfo: pg_sys::FunctionCallInfo, len: usize, sign: f64) -> pg_sys::Datum {
     unsafe {
         let (state, datum) = state_mut(fcinfo, 0, len);
-        if let Some(score) = arg(fcinfo, 1) {
-            let bucket = metrics::nps_bucket(score.value() as i32 as i64).or_raise();
+        if let Some(score) = score_arg(fcinfo, 1) {
+            let bucket = metrics::nps_bucket(score).or_raise();
             state[0] += sign;
             match bucket {
                 1 => state[1] += sign,
@@ -97,6 +97,20 @@ unsafe fn nps_step(fcinfo: pg_sys::FunctionCallInfo, len: usize, sign: f64) -> p
             }
         }
         datum
+    }
+}
+
+/// An NPS answer of any integer type, or a numeric that holds a whole number (the overloads share one C
+/// function: the declared argument type says how to read the datum).
+unsafe fn score_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
+    unsafe {
+        let d = arg(fcinfo, i)?;
+        Some(match pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) {
+            pg_sys::INT2OID => d.value() as i16 as i64,
+            pg_sys::INT8OID => d.value() as i64,
+            pg_sys::NUMERICOID => metrics::whole_score(numeric_to_f64(d)).or_raise(),
+            _ => d.value() as i32 as i64,
+        })
     }
 }
 
@@ -377,6 +391,240 @@ c_function!(pg_finfo__separation_final, _separation_final, |fcinfo| {
                 Some(pg_sys::Datum::from(s.n as i64)),
             ],
         ),
+        None => {
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0)
+        }
+    }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// time_to_close: exact percentiles of durations. Exact percentiles need every value, so the state is the
+// durations themselves (microseconds) behind a header [n, k, fraction_1 .. fraction_k]; slots past n are
+// spare room that lets the array grow by doubling. A float8[] rather than `internal`, so parallel workers
+// (and Citus) hand partial states on as ordinary values.
+// ---------------------------------------------------------------------------------------------------------
+
+/// A float8[] of `len` zeros in the current memory context (the aggregate copies a new state into its own).
+unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
+    unsafe {
+        let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
+        pg_sys::construct_array(zeros.as_ptr() as *mut _, len as i32, pg_sys::FLOAT8OID, 8, true, b'd' as _)
+    }
+}
+
+/// The elements of a float8[] without NULLs, or None for anything else.
+unsafe fn float8_elements<'a>(arr: *mut pg_sys::ArrayType) -> Option<&'a mut [f64]> {
+    unsafe {
+        let ok = (*arr).ndim == 1 && (*arr).dataoffset == 0 && (*arr).elemtype == pg_sys::FLOAT8OID;
+        ok.then(|| {
+            let len = *(arr as *const u8).add(16).cast::<i32>() as usize;
+            std::slice::from_raw_parts_mut((arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>(), len)
+        })
+    }
+}
+
+fn not_a_durations_state() -> ! {
+    raise(crate::error::SegError::invalid_argument(
+        "not a state of time_to_close",
+        "the state functions are internal to time_to_close",
+    ))
+}
+
+/// The elements of a durations state array.
+unsafe fn durations_state<'a>(arr: *mut pg_sys::ArrayType) -> &'a mut [f64] {
+    unsafe { float8_elements(arr) }.unwrap_or_else(|| not_a_durations_state())
+}
+
+/// A durations state's parts: (n, fractions, values); 22023 for an array that is not one.
+fn durations_parts(s: &[f64]) -> (usize, &[f64], &[f64]) {
+    let bad = not_a_durations_state;
+    if s.len() < 2 {
+        bad()
+    }
+    let (n, k) = (s[0], s[1]);
+    if n < 0.0 || k < 1.0 || n.fract() != 0.0 || k.fract() != 0.0 || 2.0 + k + n > s.len() as f64 {
+        bad()
+    }
+    let (n, k) = (n as usize, k as usize);
+    (n, &s[2..2 + k], &s[2 + k..2 + k + n])
+}
+
+/// The fractions asked for: the aggregate's third argument, a number or an array; the median without one.
+unsafe fn fractions_arg(fcinfo: pg_sys::FunctionCallInfo) -> Vec<f64> {
+    unsafe {
+        if (*fcinfo).nargs < 4 {
+            return vec![0.5];
+        }
+        let Some(d) = arg(fcinfo, 3) else {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "the percentile of time_to_close must not be NULL".into(),
+                None,
+                Some("leave it out for the median".into()),
+            )
+        };
+        let fractions = if pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3) == pg_sys::FLOAT8OID {
+            vec![f64::from_bits(d.value() as u64)]
+        } else {
+            let arr = pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+            match float8_elements(arr) {
+                Some(f) if !f.is_empty() => f.to_vec(),
+                _ => raise_with(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    "the percentiles of time_to_close must be a one-dimensional float8[] without NULLs".into(),
+                    None,
+                    Some("e.g. ARRAY[0.5, 0.9]".into()),
+                ),
+            }
+        };
+        fractions.into_iter().map(|f| metrics::check_fraction(f).or_raise()).collect()
+    }
+}
+
+/// A time or date argument as microseconds (a date is midnight of its day).
+unsafe fn instant_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
+    unsafe {
+        let d = arg(fcinfo, i)?;
+        let (us, infinite) = if pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) == pg_sys::DATEOID {
+            let days = d.value() as i32;
+            (days as i64 * 86_400_000_000, days == i32::MIN || days == i32::MAX)
+        } else {
+            let us = d.value() as i64;
+            (us, us == i64::MIN || us == i64::MAX)
+        };
+        if infinite {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                "time_to_close of an infinite time".into(),
+                None,
+                Some("leave the row out, or pass NULL for a deal still open".into()),
+            );
+        }
+        Some(us)
+    }
+}
+
+c_function!(pg_finfo__durations_accum, _durations_accum, |fcinfo| {
+    let fractions = fractions_arg(fcinfo);
+    let state = (*fcinfo).args.as_slice(1)[0];
+    let (Some(opened), Some(closed)) = (instant_arg(fcinfo, 1), instant_arg(fcinfo, 2)) else {
+        // an open deal: no duration yet
+        (*fcinfo).isnull = state.isnull;
+        return state.value;
+    };
+    if closed < opened {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "time_to_close: a deal closed before it opened".into(),
+            Some(format!("closed {} µs before it opened", opened - closed)),
+            Some("check the order of the arguments: time_to_close(opened, closed)".into()),
+        );
+    }
+    let header = 2 + fractions.len();
+    let mut arr = if state.isnull {
+        let arr = zero_array(header + 64);
+        let s = durations_state(arr);
+        s[1] = fractions.len() as f64;
+        s[2..header].copy_from_slice(&fractions);
+        arr
+    } else {
+        let v = state.value.cast_mut_ptr::<pg_sys::varlena>();
+        if pgrx::varlena::varatt_is_4b_u(v) && in_aggregate(fcinfo) {
+            v as *mut pg_sys::ArrayType // the aggregate's own copy: ours to change
+        } else {
+            pg_sys::pg_detoast_datum_copy(v) as *mut pg_sys::ArrayType
+        }
+    };
+    let s = durations_state(arr);
+    let (n, asked, _) = durations_parts(s);
+    if asked != fractions.as_slice() {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "time_to_close was asked for different percentiles on different rows".into(),
+            None,
+            Some("pass the percentiles as a constant".into()),
+        );
+    }
+    if header + n == s.len() {
+        // full: a copy twice the size (the aggregate moves it into its own context and frees this one)
+        let grown = zero_array(header + 2 * n);
+        durations_state(grown)[..s.len()].copy_from_slice(s);
+        arr = grown;
+    }
+    let s = durations_state(arr);
+    s[header + n] = (closed - opened) as f64;
+    s[0] = (n + 1) as f64;
+    pg_sys::Datum::from(arr)
+});
+
+/// Detoasted durations state of argument `i`.
+unsafe fn durations_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> &'a [f64] {
+    unsafe {
+        let d = arg(fcinfo, i).unwrap_or_else(|| not_a_durations_state());
+        durations_state(pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType)
+    }
+}
+
+// Combine (strict: PostgreSQL passes the other state on when one is NULL): the two samples side by side.
+c_function!(pg_finfo__durations_combine, _durations_combine, |fcinfo| {
+    let (a, b) = (durations_arg(fcinfo, 0), durations_arg(fcinfo, 1));
+    let ((na, fa, va), (nb, fb, vb)) = (durations_parts(a), durations_parts(b));
+    if fa != fb {
+        not_a_durations_state();
+    }
+    let header = 2 + fa.len();
+    let arr = zero_array(header + na + nb);
+    let s = durations_state(arr);
+    s[..header].copy_from_slice(&a[..header]);
+    s[0] = (na + nb) as f64;
+    s[header..header + na].copy_from_slice(va);
+    s[header + na..].copy_from_slice(vb);
+    pg_sys::Datum::from(arr)
+});
+
+/// The percentiles a durations state was asked for, as microsecond counts.
+unsafe fn durations_percentiles(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<i64>> {
+    let (_, fractions, values) = durations_parts(unsafe { durations_arg(fcinfo, 0) });
+    metrics::percentiles(&mut values.to_vec(), fractions)
+        .map(|p| p.into_iter().map(|us| us.round() as i64).collect())
+}
+
+/// An interval of `us` microseconds, whole days split off as justify_hours would.
+unsafe fn interval_datum(us: i64) -> pg_sys::Datum {
+    unsafe {
+        let iv = pg_sys::palloc(std::mem::size_of::<pg_sys::Interval>()) as *mut pg_sys::Interval;
+        (*iv).month = 0;
+        (*iv).day = us.div_euclid(86_400_000_000) as i32;
+        (*iv).time = us.rem_euclid(86_400_000_000);
+        pg_sys::Datum::from(iv)
+    }
+}
+
+c_function!(pg_finfo__durations_final, _durations_final, |fcinfo| {
+    match durations_percentiles(fcinfo) {
+        Some(p) => interval_datum(p[0]),
+        None => {
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0)
+        }
+    }
+});
+
+c_function!(pg_finfo__durations_final_array, _durations_final_array, |fcinfo| {
+    match durations_percentiles(fcinfo) {
+        Some(p) => {
+            let items: Vec<pg_sys::Datum> = p.into_iter().map(|us| interval_datum(us)).collect();
+            let size = std::mem::size_of::<pg_sys::Interval>() as i32;
+            pg_sys::Datum::from(pg_sys::construct_array(
+                items.as_ptr() as *mut _,
+                items.len() as i32,
+                pg_sys::INTERVALOID,
+                size,
+                false,
+                b'd' as _,
+            ))
+        }
         None => {
             (*fcinfo).isnull = true;
             pg_sys::Datum::from(0)

@@ -65,6 +65,50 @@ pub fn nps_bucket(score: i64) -> Result<i8> {
     }
 }
 
+/// A numeric NPS answer: a whole number (9.0 is 9; 9.5 is no answer on the 0-10 scale).
+pub fn whole_score(x: f64) -> Result<i64> {
+    if x.fract() == 0.0 && x.abs() <= 1e15 {
+        Ok(x as i64)
+    } else {
+        Err(SegError::out_of_range(
+            format!("NPS score {x} is not a whole number"),
+            "NPS answers are integers from 0 to 10",
+        ))
+    }
+}
+
+/// A percentile's fraction: 0 is the minimum, 0.5 the median, 1 the maximum.
+pub fn check_fraction(fraction: f64) -> Result<f64> {
+    if (0.0..=1.0).contains(&fraction) {
+        Ok(fraction)
+    } else {
+        Err(SegError::out_of_range(
+            format!("percentile {fraction} is not between 0 and 1"),
+            "ask for the median as 0.5, the 90th percentile as 0.9",
+        ))
+    }
+}
+
+/// Percentiles by linear interpolation between the closest ranks, as percentile_cont defines them;
+/// sorts `values` in place. None for no values.
+pub fn percentiles(values: &mut [f64], fractions: &[f64]) -> Option<Vec<f64>> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable_by(f64::total_cmp);
+    let last = values.len() - 1;
+    Some(
+        fractions
+            .iter()
+            .map(|f| {
+                let rank = f * last as f64;
+                let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+                values[lo] + (rank - lo as f64) * (values[hi] - values[lo])
+            })
+            .collect(),
+    )
+}
+
 /// Checks one ARR value: finite and not negative.
 pub fn check_arr(value: f64, what: &str) -> Result<f64> {
     if value.is_finite() && value >= 0.0 {
@@ -331,5 +375,16 @@ mod tests {
             s.p_value
         );
         assert!(separation(&[g(&[1.0, 2.0])]).is_none());
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_percentile_cont() {
+        let mut v = vec![10.0, 1.0, 4.0, 3.0];
+        // sorted 1 3 4 10: rank 0.5*3 = 1.5 → 3.5; rank 0.9*3 = 2.7 → 4 + 0.7*6
+        let p = percentiles(&mut v, &[0.0, 0.5, 0.9, 1.0]).unwrap();
+        assert_eq!((p[0], p[1], p[3]), (1.0, 3.5, 10.0));
+        assert!((p[2] - 8.2).abs() < 1e-12);
+        assert_eq!(percentiles(&mut [], &[0.5]), None);
+        assert!(check_fraction(1.5).is_err() && check_fraction(f64::NAN).is_err());
     }
 }

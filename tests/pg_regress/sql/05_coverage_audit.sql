@@ -13,7 +13,8 @@ SELECT segment, accounts, matching, shadowed, below_min_size, never_wins FROM se
 SELECT internet_service, count(*) FROM telco.customers GROUP BY 1 ORDER BY 1;
 
 -- In a hierarchy, matching an ancestor of the assigned segment is not an overlap; matching a sibling branch is:
--- the 8 accounts paying exactly 70.00 match both 'High spend' (>= 70) and 'Mid spend' (35-70).
+-- the 8 accounts paying exactly 70.00 match both 'High spend' (>= 70) and 'Mid spend' (35-70). A parent counts
+-- its whole subtree (High spend = Fiber's 2991 + its own 600).
 SELECT segment, path, accounts, matching, shadowed, never_wins FROM segments.coverage('value');
 SELECT count(*) AS paying_exactly_70 FROM telco.customers WHERE monthly_charges = 70;
 

@@ -63,6 +63,68 @@ FROM (SELECT team, segments.nps_ci(score) AS ci, 1.959963984540054 AS z, count(s
              count(*) FILTER (WHERE score >= 9)::float8 / count(score) AS p,
              count(*) FILTER (WHERE score <= 6)::float8 / count(score) AS d
       FROM telco.survey GROUP BY 1) s ORDER BY 1;
+-- smallint, bigint and numeric scores give what integer scores give; a numeric answer is a whole number
+SELECT team, segments.nps(score::smallint) = segments.nps(score) AS smallint_same,
+       segments.nps(score::bigint) = segments.nps(score) AS bigint_same,
+       segments.nps(score::numeric) = segments.nps(score) AS numeric_same,
+       segments.nps_ci(score::numeric) = segments.nps_ci(score) AS ci_same,
+       segments.nps_ci(score::smallint, 0.9) = segments.nps_ci(score, 0.9) AS ci_90_same
+FROM telco.survey GROUP BY 1 ORDER BY 1;
+SELECT segments.nps(x) AS numeric_nps FROM (VALUES (9.0), (10), (3)) v(x);
+SELECT sqlstate, message FROM error_of($$SELECT segments.nps(9.5)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.nps(11::bigint)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.nps('NaN'::numeric)$$);
+
+-- Win rate: won / decided opportunities (NULL = open), with the Wilson interval written out in plain SQL
+CREATE TEMP TABLE deals AS
+SELECT team, CASE WHEN score IS NOT NULL THEN score >= 7 END AS won FROM telco.survey;
+SELECT team, (w).n = decided AS n_ok, abs((w).estimate - k / decided) < 1e-12 AS rate_ok,
+       abs((w).lower - (center - half)) < 1e-12 AS lower_ok, abs((w).upper - (center + half)) < 1e-12 AS upper_ok
+FROM (SELECT team, w, k, decided,
+             (k / decided + z * z / (2 * decided)) / (1 + z * z / decided) AS center,
+             z / (1 + z * z / decided) * sqrt(k / decided * (1 - k / decided) / decided + z * z / (4 * decided * decided)) AS half
+      FROM (SELECT team, segments.win_rate(won) AS w, count(won)::float8 AS decided,
+                   count(*) FILTER (WHERE won)::float8 AS k, 1.959963984540054 AS z
+            FROM deals GROUP BY 1) a) b ORDER BY 1;
+SELECT round((segments.win_rate(won, 0.99)).lower::numeric, 6) AS lower_99, segments.win_rate(NULL::boolean) AS none
+FROM deals;
+
+-- Time to close: percentiles of closed − opened, as percentile_cont computes them over the same differences
+-- (to the microsecond: both interpolate, in float8 microseconds and in interval arithmetic)
+CREATE TEMP TABLE opportunities AS
+SELECT g AS id, g % 3 AS team, timestamptz '2024-01-01 09:00+00' + g * interval '7 hours 11 minutes' AS opened,
+       CASE WHEN g % 10 <> 0 THEN timestamptz '2024-01-01 09:00+00' + g * interval '7 hours 11 minutes'
+                                  + ((g * 7919) % 1000) * interval '1 hour 3 minutes 7.123457 seconds' END AS closed
+FROM generate_series(1, 3000) g;
+SELECT team, count(closed) AS closed_deals,
+       abs(extract(epoch FROM segments.time_to_close(opened, closed)
+           - percentile_cont(0.5) WITHIN GROUP (ORDER BY closed - opened))) <= 1e-6 AS median_ok,
+       abs(extract(epoch FROM segments.time_to_close(opened, closed, 0.9)
+           - percentile_cont(0.9) WITHIN GROUP (ORDER BY closed - opened))) <= 1e-6 AS p90_ok,
+       segments.time_to_close(opened, closed, 0.0) = min(closed - opened) AS min_ok,
+       segments.time_to_close(opened, closed, 1.0) = max(closed - opened) AS max_ok
+FROM opportunities GROUP BY 1 ORDER BY 1;
+SELECT team, bool_and(abs(extract(epoch FROM mine - theirs)) <= 1e-6) AND count(*) = 4 AS percentiles_ok
+FROM (SELECT team, segments.time_to_close(opened, closed, ARRAY[0.1, 0.25, 0.75, 0.99]) AS a,
+             percentile_cont(ARRAY[0.1, 0.25, 0.75, 0.99]) WITHIN GROUP (ORDER BY closed - opened) AS b
+      FROM opportunities GROUP BY 1) s, unnest(a, b) u(mine, theirs)
+GROUP BY 1 ORDER BY 1;
+-- dates count whole days; timestamps without time zone see no DST shift (Berlin moved its clocks on 2024-03-31)
+SELECT abs(extract(epoch FROM segments.time_to_close(opened::date, closed::date)) / 86400
+           - percentile_cont(0.5) WITHIN GROUP (ORDER BY closed::date - opened::date)) < 1e-9 AS date_median_ok
+FROM opportunities;
+SET TimeZone = 'Europe/Berlin';
+SELECT segments.time_to_close(timestamp '2024-03-30 12:00', timestamp '2024-03-31 12:00') AS across_dst,
+       segments.time_to_close(timestamptz '2024-01-01 00:00+00', timestamptz '2024-01-13 03:00+00') AS twelve_days,
+       segments.time_to_close(opened, closed) AS none_closed
+FROM (VALUES (now(), NULL::timestamptz)) v(opened, closed);
+RESET TimeZone;
+SELECT sqlstate, message FROM error_of($$SELECT segments.time_to_close(now(), now() - interval '1 day')$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.time_to_close(now(), now(), 1.5)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.time_to_close(now(), now(), NULL::float8)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.time_to_close(now(), 'infinity')$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.time_to_close(now(), now(), p) FROM (VALUES (0.5), (0.9)) v(p)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments._durations_final('{1,1}')$$);
 
 -- Trailing windows use the moving-aggregate inverse: NPS over the current and two preceding months.
 SELECT m.month::date,
@@ -124,7 +186,8 @@ ANALYZE telco.big;
 CREATE TEMP TABLE serial_result AS
 SELECT contract, segments.churn_rate(churned) AS churn, segments.nps(tenure % 11) AS nps,
        segments.nrr(total_charges, monthly_charges) AS nrr, segments.separation(gender, tenure::float8) AS sep,
-       segments.churn_rate_ci(churned) AS ci, segments.clv(monthly_charges, 0.5, churned) AS clv
+       segments.churn_rate_ci(churned) AS ci, segments.clv(monthly_charges, 0.5, churned) AS clv,
+       segments.win_rate(churned) AS win, segments.time_to_close(date '2024-01-01', date '2024-01-01' + tenure, ARRAY[0.5, 0.9]) AS ttc
 FROM telco.big GROUP BY 1;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
@@ -149,11 +212,14 @@ END $$;
 SELECT s.contract,
        p.churn = s.churn AS churn_same, p.nps = s.nps AS nps_same, abs(p.nrr / s.nrr - 1) < 1e-12 AS nrr_same,
        abs((p.sep).f / (s.sep).f - 1) < 1e-9 AS separation_same, abs((p.ci).lower - (s.ci).lower) < 1e-12 AS ci_same,
-       abs(p.clv / s.clv - 1) < 1e-12 AS clv_same
+       abs(p.clv / s.clv - 1) < 1e-12 AS clv_same, abs((p.win).lower - (s.win).lower) < 1e-12 AS win_same,
+       p.ttc = s.ttc AS time_to_close_same
 FROM serial_result s JOIN (
     SELECT contract, segments.churn_rate(churned) AS churn, segments.nps(tenure % 11) AS nps,
            segments.nrr(total_charges, monthly_charges) AS nrr, segments.separation(gender, tenure::float8) AS sep,
-           segments.churn_rate_ci(churned) AS ci, segments.clv(monthly_charges, 0.5, churned) AS clv
+           segments.churn_rate_ci(churned) AS ci, segments.clv(monthly_charges, 0.5, churned) AS clv,
+           segments.win_rate(churned) AS win,
+           segments.time_to_close(date '2024-01-01', date '2024-01-01' + tenure, ARRAY[0.5, 0.9]) AS ttc
     FROM telco.big GROUP BY 1) p USING (contract)
 ORDER BY 1;
 RESET ALL;

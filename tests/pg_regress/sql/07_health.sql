@@ -31,3 +31,60 @@ SELECT segment, accounts FROM telco.contract_health ORDER BY segment;
 SELECT segment, accounts, arr, churn_rate, nrr, nps, small_sample FROM segments.health('value');
 SELECT * FROM error_of($$SELECT * FROM segments.health('nope')$$);
 SELECT * FROM error_of($$UPDATE segments.segmentation SET churned_column = 'no_such' WHERE name = 'contract'$$);
+
+-- A hierarchy: a parent reports its whole subtree (and is not flagged small for matching nothing of its own);
+-- checked against the accounts whose segment_path passes through the segment.
+UPDATE segments.segmentation SET churned_column = 'churned', arr_column = 'monthly_charges', min_segment_size = 1000
+WHERE name = 'value';
+WITH hand AS (
+    SELECT s.name AS segment, count(*) AS accounts, sum(c.monthly_charges) AS arr,
+           count(*) FILTER (WHERE c.churned)::float8 / count(*) AS churn
+    FROM (SELECT name FROM segments.segment WHERE segmentation = 'value' UNION ALL SELECT 'Unsegmented') s
+    JOIN telco.customers c ON ' > ' || segments.segment_path(c, 'value') || ' > ' LIKE '% > ' || s.name || ' > %'
+    GROUP BY 1)
+SELECT x.segment, x.accounts, x.accounts = coalesce(h.accounts, 0) AS accounts_ok, x.arr IS NOT DISTINCT FROM h.arr AS arr_ok,
+       abs(x.churn_rate - h.churn) < 1e-12 AS churn_ok, abs(x.account_share - coalesce(h.accounts, 0) / 7043.0) < 1e-12 AS share_ok,
+       x.small_sample
+FROM segments.health('value') x LEFT JOIN hand h USING (segment) ORDER BY 1;
+-- level 1: the macro segments, which partition the accounts; level 2 and 3: the micro ones (default always shown)
+SELECT 1 AS level, string_agg(segment, ', ' ORDER BY segment) AS segments, sum(accounts) AS accounts FROM segments.health('value', 1)
+UNION ALL SELECT 2, string_agg(segment, ', ' ORDER BY segment), sum(accounts) FROM segments.health('value', 2)
+UNION ALL SELECT 3, string_agg(segment, ', ' ORDER BY segment), sum(accounts) FROM segments.health('value', 3)
+ORDER BY 1;
+SELECT (SELECT count(*) FROM segments.health('value', 4)) AS level_4_rows, (SELECT count(*) FROM segments.health('value', NULL)) AS all_rows;
+
+-- An overlapping (tag) segmentation: every account counts under each tag it carries (a child tag needs its
+-- parent's), checked against the same conditions in plain SQL; tag shares need not add up to 1.
+INSERT INTO segments.segmentation (name, source, key_column, mode, churned_column, arr_column, nps_column)
+VALUES ('traits', 'telco.customers', 'customer_id', 'overlapping', 'churned', 'monthly_charges', NULL);
+INSERT INTO segments.segment (segmentation, name, parent, priority, rule) VALUES
+  ('traits', 'Senior', NULL, 1, '{"attr": "senior_citizen", "op": "=", "value": true}'),
+  ('traits', 'Fiber', NULL, 2, '{"attr": "internet_service", "op": "=", "value": "Fiber optic"}'),
+  ('traits', 'Fiber streamer', 'Fiber', 1, '{"attr": "streaming_tv", "op": "=", "value": "Yes"}'),
+  ('traits', 'Long tenure', NULL, 3, '{"attr": "tenure", "op": ">=", "value": 48}');
+WITH hand AS (
+    SELECT v.segment, count(*) AS accounts, sum(c.monthly_charges) AS arr,
+           count(*) FILTER (WHERE c.churned)::float8 / count(*) AS churn
+    FROM telco.customers c CROSS JOIN LATERAL (VALUES
+        ('Senior', c.senior_citizen), ('Fiber', c.internet_service = 'Fiber optic'),
+        ('Fiber streamer', c.internet_service = 'Fiber optic' AND c.streaming_tv = 'Yes'), ('Long tenure', c.tenure >= 48),
+        ('Unsegmented', NOT (c.senior_citizen OR c.internet_service = 'Fiber optic' OR c.tenure >= 48))) v(segment, carries)
+    WHERE v.carries GROUP BY 1)
+SELECT x.segment, x.accounts, x.accounts = h.accounts AS accounts_ok, x.arr = h.arr AS arr_ok,
+       abs(x.churn_rate - h.churn) < 1e-12 AS churn_ok, abs(x.account_share - h.accounts / 7043.0) < 1e-12 AS share_ok,
+       c.accounts = h.accounts AS coverage_ok, c.shadowed
+FROM segments.health('traits') x JOIN hand h USING (segment) JOIN segments.coverage('traits') c USING (segment)
+ORDER BY 1;
+SELECT round(sum(account_share)::numeric, 4) AS tag_shares_sum FROM segments.health('traits');
+
+-- ACV is averaged over paying accounts only: a prospect with no ARR does not pull it down (ARR 0, 100, 300, NULL:
+-- average and median 200, not 133.33 and 100).
+CREATE TABLE telco.pipeline (id int PRIMARY KEY, arr numeric);
+INSERT INTO telco.pipeline VALUES (1, 0), (2, 100), (3, 300), (4, NULL);
+INSERT INTO segments.segmentation (name, source, key_column, arr_column) VALUES ('pipeline', 'telco.pipeline', 'id', 'arr');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES ('pipeline', 'All', 'true');
+SELECT segment, accounts, arr, avg_acv, median_acv FROM segments.health('pipeline');
+DELETE FROM segments.segmentation WHERE name = 'pipeline';
+DROP TABLE telco.pipeline;
+DELETE FROM segments.segmentation WHERE name = 'traits';
+UPDATE segments.segmentation SET churned_column = NULL, arr_column = NULL, min_segment_size = NULL WHERE name = 'value';
