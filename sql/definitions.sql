@@ -20,7 +20,15 @@ CREATE TABLE segments.segmentation (
     gross_margin     float8 CHECK (gross_margin BETWEEN 0 AND 1),
     notify           boolean NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    updated_at       timestamptz NOT NULL DEFAULT now()
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- optional time-varying facts, for period metrics (segments.period_health, health_series): relations
+    -- keyed by a column named like key_column, with a time column and a value column
+    arr_facts        regclass,
+    arr_facts_time   text,
+    arr_facts_value  text,
+    nps_facts        regclass,
+    nps_facts_time   text,
+    nps_facts_value  text
 );
 COMMENT ON TABLE segments.segmentation IS 'A named segmentation scheme over one account relation';
 COMMENT ON COLUMN segments.segmentation.name IS 'Segmentation name, e.g. gtm_tier, lifecycle, health';
@@ -38,6 +46,12 @@ COMMENT ON COLUMN segments.segmentation.gross_margin IS 'Gross margin (0..1) for
 COMMENT ON COLUMN segments.segmentation.notify IS 'Send NOTIFY segments_membership for every account that enters, leaves or moves';
 COMMENT ON COLUMN segments.segmentation.created_at IS 'When the segmentation was defined';
 COMMENT ON COLUMN segments.segmentation.updated_at IS 'When the segmentation row last changed';
+COMMENT ON COLUMN segments.segmentation.arr_facts IS 'ARR snapshots for period metrics: a relation with the account key (named as key_column), a snapshot time and ARR; an account missing from a snapshot has ARR 0 then';
+COMMENT ON COLUMN segments.segmentation.arr_facts_time IS 'Snapshot time column of arr_facts (date, timestamp or timestamptz)';
+COMMENT ON COLUMN segments.segmentation.arr_facts_value IS 'ARR column of arr_facts (a number; several rows of one account and snapshot are added)';
+COMMENT ON COLUMN segments.segmentation.nps_facts IS 'NPS answers for period metrics: a relation with the account key (named as key_column), an answer time and a 0-10 score';
+COMMENT ON COLUMN segments.segmentation.nps_facts_time IS 'Answer time column of nps_facts (date, timestamp or timestamptz)';
+COMMENT ON COLUMN segments.segmentation.nps_facts_value IS 'Score column of nps_facts (smallint, integer, bigint or whole numeric, 0-10)';
 
 CREATE TABLE segments.segment (
     segmentation text NOT NULL REFERENCES segments.segmentation (name) ON UPDATE CASCADE ON DELETE CASCADE,
@@ -183,6 +197,44 @@ END $$;
 CREATE TRIGGER check_segment BEFORE INSERT OR UPDATE ON segments.segment
     FOR EACH ROW EXECUTE FUNCTION segments._check_segment();
 
+-- A facts declaration (arr_facts, nps_facts): all three parts or none, columns that exist, a time column of a
+-- time type, a numeric value column, and readable by the role declaring it.
+CREATE FUNCTION segments._check_facts(segmentation text, what text, facts regclass, key_column text,
+                                      time_column text, value_column text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col text;
+    typ regtype;
+BEGIN
+    IF facts IS NULL AND time_column IS NULL AND value_column IS NULL THEN
+        RETURN;
+    END IF;
+    IF facts IS NULL OR time_column IS NULL OR value_column IS NULL THEN
+        RAISE EXCEPTION '% of segmentation "%" is incomplete', what, segmentation
+            USING ERRCODE = '22023', HINT = format('set %1$s, %1$s_time and %1$s_value together (or none of them)', what);
+    END IF;
+    FOREACH col IN ARRAY ARRAY[key_column, time_column, value_column] LOOP
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+        WHERE a.attrelid = facts AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" does not exist in %', col, facts
+                USING ERRCODE = '42703', DETAIL = format('%s of segmentation "%s" names it', what, segmentation),
+                      HINT = 'the facts relation needs the account key (named as key_column), a time and a value column';
+        END IF;
+        IF col = time_column AND typ NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+            RAISE EXCEPTION 'column "%" of % is %, not a time', col, facts, typ
+                USING ERRCODE = '42804', HINT = 'the time column must be date, timestamp or timestamptz';
+        END IF;
+        IF col = value_column AND typ NOT IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype,
+                                              'numeric'::regtype, 'real'::regtype, 'double precision'::regtype) THEN
+            RAISE EXCEPTION 'column "%" of % is %, not a number', col, facts, typ
+                USING ERRCODE = '42804', HINT = 'the value column must be numeric';
+        END IF;
+    END LOOP;
+    PERFORM segments._check_readable(facts, ARRAY[key_column, time_column, value_column],
+                                     format('%s of segmentation "%s"', what, segmentation));
+END $$;
+
 -- SECURITY DEFINER: a change of mode closes memberships (which only the extension writes)
 CREATE FUNCTION segments._check_segmentation() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -208,6 +260,8 @@ BEGIN
     PERFORM segments._check_readable(NEW.source, ARRAY[NEW.key_column, NEW.arr_column, NEW.arr_start_column,
                                                         NEW.churned_column, NEW.nps_column],
                                      format('segmentation "%s"', NEW.name));
+    PERFORM segments._check_facts(NEW.name, 'arr_facts', NEW.arr_facts, NEW.key_column, NEW.arr_facts_time, NEW.arr_facts_value);
+    PERFORM segments._check_facts(NEW.name, 'nps_facts', NEW.nps_facts, NEW.key_column, NEW.nps_facts_time, NEW.nps_facts_value);
     -- memberships recorded under the old mode end now; the next refresh records them under the new one
     IF TG_OP = 'UPDATE' AND NEW.mode IS DISTINCT FROM OLD.mode THEN
         UPDATE segments.membership SET valid = tstzrange(lower(valid), now())
@@ -345,6 +399,11 @@ CREATE FUNCTION segments.classify(account record, ruleset jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'classify' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 10;
 COMMENT ON FUNCTION segments.classify(record, jsonb) IS
     'Pure evaluator: the segment of the row under a ruleset passed in (from segments.ruleset()); reads no table';
+
+CREATE FUNCTION segments._classify_all(account record, ruleset jsonb) RETURNS text[]
+    AS 'MODULE_PATHNAME', '_classify_all' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments._classify_all(record, jsonb) IS
+    'Every match of the row under a ruleset passed in (segments_of as classify is segment_of); used by backfill';
 
 COMMENT ON FUNCTION segments.to_sql(text) IS
     'The segmentation compiled to a plain SQL CASE expression over the source''s columns';

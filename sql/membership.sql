@@ -403,3 +403,149 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segments.preview(text, text, jsonb) IS
     'Who would change segment if the segment''s rule became new_rule: nothing is changed';
+
+---------------------------------------------------------------------------------------------------------
+-- History from the past: membership as if refresh() had run at each snapshot the CRM kept
+---------------------------------------------------------------------------------------------------------
+-- The snapshots relation holds the key column, a snapshot time and the attributes the rules read. Every
+-- snapshot time is evaluated as refresh() would have evaluated it then (time rules as of that time); an
+-- account's run of snapshots in one segment becomes one range [first snapshot, next snapshot not in it), the
+-- last run ending where the recorded history after the snapshots begins (open if there is none). History
+-- already recorded within that span is kept where it agrees; where it differs the call fails, unless
+-- overwrite => true replaces it. Rerunning with the same snapshots changes nothing.
+CREATE FUNCTION segments.backfill(segmentation text, snapshots regclass, snapshot_column text,
+                                  overwrite boolean DEFAULT false,
+                                  OUT snapshot_times bigint, OUT accounts bigint, OUT ranges_written bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = '256MB' SET jit = off AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    readable segments.segmentation;
+    rs jsonb := segments._read_ruleset(g.name);
+    typ regtype;
+    first_at timestamptz;
+    last_at timestamptz;
+    cutoff timestamptz;
+    conflicts bigint;
+    bad text;
+    evaluate text;
+    relative_time boolean;
+BEGIN
+    IF snapshots IS NULL OR snapshot_column IS NULL THEN
+        RAISE EXCEPTION 'backfill needs the snapshots relation and its time column' USING ERRCODE = '22004';
+    END IF;
+    -- runs as the extension's owner: the caller must be able to read the source and every snapshot row
+    PERFORM segments._check_caller_reads_all(g, 'backfill');
+    readable := g;
+    readable.source := snapshots;
+    PERFORM segments._check_caller_reads_all(readable, 'backfill');
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+    WHERE a.attrelid = snapshots AND a.attname = snapshot_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', snapshot_column, snapshots
+            USING ERRCODE = '42703', HINT = 'name the snapshot time column of the snapshots relation';
+    ELSIF typ NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of % is %, not a time', snapshot_column, snapshots, typ
+            USING ERRCODE = '42804', HINT = 'the snapshot column must be date, timestamp or timestamptz';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = snapshots AND a.attname = g.key_column
+                   AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', g.key_column, snapshots
+            USING ERRCODE = '42703', HINT = 'the snapshots need the account key, named as the segmentation''s key_column';
+    END IF;
+    PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
+
+    -- Every account's segment(s) at every snapshot. Rules with relative times (within, older_than) are evaluated
+    -- as of each snapshot: rows then come in snapshot order, so each snapshot's rules compile once.
+    relative_time := jsonb_path_exists(rs, 'strict $.**.op ? (@ == "within" || @ == "older_than")');
+    evaluate := format(CASE WHEN g.mode = 'exclusive' THEN 'ARRAY[segments.classify(o.account, %1$s)]'
+                            ELSE 'coalesce(nullif(segments._classify_all(o.account, %1$s), ''{}''), ARRAY[%2$L])' END,
+                       CASE WHEN relative_time THEN '$1 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(''as_of'', '
+                                'pg_catalog.to_char(o.at AT TIME ZONE ''UTC'', ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"''))'
+                            ELSE '$1' END,
+                       g.default_segment);
+    -- an earlier call of this transaction that failed may have left its work tables behind
+    IF to_regclass('pg_temp._backfill_seen') IS NOT NULL THEN DROP TABLE pg_temp._backfill_seen; END IF;
+    IF to_regclass('pg_temp._backfill_ranges') IS NOT NULL THEN DROP TABLE pg_temp._backfill_ranges; END IF;
+    IF to_regclass('pg_temp._backfill_conflicts') IS NOT NULL THEN DROP TABLE pg_temp._backfill_conflicts; END IF;
+    EXECUTE format($q$
+        CREATE TEMP TABLE _backfill_seen ON COMMIT DROP AS
+        SELECT %5$s o.at, o.account_key, seg.segment
+        FROM (SELECT s AS account, s.%1$I::timestamptz AS at, s.%2$I::text AS account_key FROM %4$s s %6$s) o
+        CROSS JOIN LATERAL unnest(%3$s) seg(segment)
+    $q$, snapshot_column, g.key_column, evaluate, snapshots,
+         CASE WHEN g.mode = 'exclusive' THEN '' ELSE 'DISTINCT' END,
+         CASE WHEN relative_time THEN format('ORDER BY s.%I OFFSET 0', snapshot_column) ELSE '' END) USING rs;
+    SELECT min(b.at), max(b.at), count(DISTINCT b.at), count(DISTINCT b.account_key)
+    INTO first_at, last_at, snapshot_times, accounts FROM pg_temp._backfill_seen b;
+    IF first_at IS NULL THEN
+        ranges_written := 0;
+        RETURN;
+    END IF;
+    SELECT b.account_key INTO bad FROM pg_temp._backfill_seen b WHERE b.account_key IS NULL OR b.at IS NULL LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a snapshot row of % has a NULL key or time', snapshots
+            USING ERRCODE = '23502', HINT = 'every snapshot row needs the account key and the snapshot time';
+    END IF;
+    IF g.mode = 'exclusive' THEN
+        SELECT format('account %s at %s', b.account_key, b.at) INTO bad FROM pg_temp._backfill_seen b
+        GROUP BY b.at, b.account_key HAVING count(*) > 1 LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'snapshots of % hold an account twice at one time', snapshots
+                USING ERRCODE = '23505', DETAIL = bad, HINT = 'a snapshot needs one row per account';
+        END IF;
+    END IF;
+
+    -- the span the backfill writes ends where the history recorded after the last snapshot begins
+    SELECT min(lower(m.valid)) INTO cutoff FROM segments.membership m
+    WHERE m.segmentation = g.name AND lower(m.valid) > last_at;
+    -- runs of consecutive snapshots in one segment (gaps and islands over the snapshot numbers)
+    CREATE TEMP TABLE _backfill_ranges ON COMMIT DROP AS
+    WITH snaps AS (
+        SELECT x.at, row_number() OVER (ORDER BY x.at) AS k, lead(x.at) OVER (ORDER BY x.at) AS next_at
+        FROM (SELECT DISTINCT b.at FROM pg_temp._backfill_seen b) x),
+    runs AS (
+        SELECT b.account_key, b.segment, s.at, s.next_at,
+               s.k - row_number() OVER (PARTITION BY b.account_key, b.segment ORDER BY s.k) AS run
+        FROM pg_temp._backfill_seen b JOIN snaps s ON s.at = b.at)
+    SELECT r.account_key, r.segment,
+           tstzrange(min(r.at), CASE WHEN bool_or(r.next_at IS NULL) THEN cutoff ELSE max(r.next_at) END) AS valid
+    FROM runs r GROUP BY r.account_key, r.segment, r.run;
+
+    -- recorded history in the span agrees with a range when it starts there and ends there, or later than the
+    -- span for the last run (a refresh since then kept the account where it was)
+    CREATE TEMP TABLE _backfill_conflicts ON COMMIT DROP AS
+    SELECT m.ctid AS row_id, m.valid FROM segments.membership m
+    WHERE m.segmentation = g.name AND m.valid && tstzrange(first_at, cutoff)
+      AND NOT EXISTS (SELECT 1 FROM pg_temp._backfill_ranges b
+                      WHERE b.account_key = m.account_key AND b.segment = m.segment AND lower(b.valid) = lower(m.valid)
+                        AND (upper(b.valid) IS NOT DISTINCT FROM upper(m.valid)
+                             OR (upper(b.valid) = cutoff AND (upper_inf(m.valid) OR upper(m.valid) > cutoff))));
+    SELECT count(*) INTO conflicts FROM pg_temp._backfill_conflicts;
+    IF conflicts > 0 AND NOT overwrite THEN
+        RAISE EXCEPTION 'segmentation "%" already has a different history between % and %', g.name, first_at,
+                        coalesce(cutoff::text, 'now')
+            USING ERRCODE = '55000', DETAIL = format('%s recorded membership ranges disagree with the snapshots', conflicts),
+                  HINT = 'pass overwrite => true to replace the recorded history of that span';
+    END IF;
+    -- overwrite: what started before the span is cut at its start, what runs past its end keeps that part
+    UPDATE segments.membership m SET valid = tstzrange(lower(m.valid), first_at)
+    FROM pg_temp._backfill_conflicts c WHERE m.ctid = c.row_id AND lower(c.valid) < first_at;
+    UPDATE segments.membership m SET valid = tstzrange(cutoff, upper(m.valid))
+    FROM pg_temp._backfill_conflicts c
+    WHERE m.ctid = c.row_id AND lower(c.valid) >= first_at AND cutoff IS NOT NULL
+      AND (upper_inf(c.valid) OR upper(c.valid) > cutoff);
+    DELETE FROM segments.membership m USING pg_temp._backfill_conflicts c
+    WHERE m.ctid = c.row_id AND lower(c.valid) >= first_at
+      AND (cutoff IS NULL OR (NOT upper_inf(c.valid) AND upper(c.valid) <= cutoff));
+
+    INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive)
+    SELECT g.name, b.account_key, b.segment, b.valid, g.mode = 'exclusive' FROM pg_temp._backfill_ranges b
+    WHERE NOT EXISTS (SELECT 1 FROM segments.membership m
+                      WHERE m.segmentation = g.name AND m.account_key = b.account_key AND m.segment = b.segment
+                        AND lower(m.valid) = lower(b.valid));
+    GET DIAGNOSTICS ranges_written = ROW_COUNT;
+    DROP TABLE pg_temp._backfill_seen, pg_temp._backfill_ranges, pg_temp._backfill_conflicts;
+END $$;
+COMMENT ON FUNCTION segments.backfill(text, regclass, text, boolean) IS
+    'Membership history from snapshots the CRM kept (key column, snapshot time, rule attributes), as if refresh() '
+    'had run at each snapshot time; idempotent; recorded history that differs is replaced only with overwrite => true';

@@ -265,16 +265,20 @@ c_function!(pg_finfo_segment_path, segment_path, |fcinfo| {
     })
 });
 
+/// Every matching segment's name, as a text[] datum.
+fn match_names(site: &CallSite, row: &RowView) -> Option<pg_sys::Datum> {
+    let rs = &site.ruleset;
+    let names: Vec<String> = rs.matches(row).iter().map(|&i| rs.segments[i].name.clone()).collect();
+    names.into_datum()
+}
+
 c_function!(pg_finfo_segments_of, segments_of, |fcinfo| {
-    with_row(fcinfo, false, |site, row| {
-        let rs = &site.ruleset;
-        let names: Vec<String> = rs
-            .matches(row)
-            .iter()
-            .map(|&i| rs.segments[i].name.clone())
-            .collect();
-        names.into_datum()
-    })
+    with_row(fcinfo, false, match_names)
+});
+
+// segments_of under a ruleset passed in (as classify is segment_of's): backfill evaluates past snapshots with it.
+c_function!(pg_finfo__classify_all, _classify_all, |fcinfo| {
+    with_row(fcinfo, true, match_names)
 });
 
 c_function!(pg_finfo_explain, explain, |fcinfo| {

@@ -51,3 +51,19 @@ SELECT * FROM segments.refresh('tier');
 DELETE FROM crm.accounts WHERE id BETWEEN 290 AND 300;
 UPDATE crm.accounts SET country = 'US' WHERE id BETWEEN 100 AND 120;
 SELECT * FROM segments.refresh('tags');
+
+-- from 0.2.0 on: a segmentation with declared facts and history backfilled from snapshots
+DO $$ BEGIN
+    IF to_regprocedure('segments.backfill(text, regclass, text, boolean)') IS NOT NULL THEN
+        CREATE TABLE crm.snapshots AS
+        SELECT a.id, timestamptz '2024-01-01 00:00+00' + k * interval '1 month' AS taken_at,
+               a.employees + k * 200 AS employees, a.arr
+        FROM crm.accounts a, generate_series(0, 3) k;
+        INSERT INTO segments.segmentation (name, source, key_column, arr_facts, arr_facts_time, arr_facts_value)
+        VALUES ('size', 'crm.accounts', 'id', 'crm.snapshots', 'taken_at', 'arr');
+        INSERT INTO segments.segment (segmentation, name, rule) VALUES
+            ('size', 'Large', '{"attr": "employees", "op": ">=", "value": 2500}'),
+            ('size', 'Small', 'true');
+        PERFORM segments.backfill('size', 'crm.snapshots', 'taken_at');
+    END IF;
+END $$;
