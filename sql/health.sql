@@ -117,7 +117,10 @@ RETURNS TABLE (period_start timestamptz, period_end timestamptz, segment text, p
                nrr float8, grr float8, paying_accounts bigint, churned bigint, churn_rate float8,
                churn_lower float8, churn_upper float8, avg_acv float8, median_acv float8, nps_responses bigint,
                nps numeric, nps_lower float8, nps_upper float8, clv float8, small_sample boolean)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+-- the planner underestimates how many memberships overlap a period (a range join) and would sort them for
+-- merge joins; hash joins are what these set sizes want
+SET enable_mergejoin = off SET work_mem = '256MB' AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
 BEGIN

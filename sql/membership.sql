@@ -429,6 +429,7 @@ DECLARE
     bad text;
     evaluate text;
     relative_time boolean;
+    null_time boolean;
 BEGIN
     IF snapshots IS NULL OR snapshot_column IS NULL THEN
         RAISE EXCEPTION 'backfill needs the snapshots relation and its time column' USING ERRCODE = '22004';
@@ -464,52 +465,78 @@ BEGIN
                             ELSE '$1' END,
                        g.default_segment);
     -- an earlier call of this transaction that failed may have left its work tables behind
-    IF to_regclass('pg_temp._backfill_seen') IS NOT NULL THEN DROP TABLE pg_temp._backfill_seen; END IF;
+    IF to_regclass('pg_temp._backfill_times') IS NOT NULL THEN DROP TABLE pg_temp._backfill_times; END IF;
     IF to_regclass('pg_temp._backfill_ranges') IS NOT NULL THEN DROP TABLE pg_temp._backfill_ranges; END IF;
     IF to_regclass('pg_temp._backfill_conflicts') IS NOT NULL THEN DROP TABLE pg_temp._backfill_conflicts; END IF;
+    -- the snapshot times, numbered
     EXECUTE format($q$
-        CREATE TEMP TABLE _backfill_seen ON COMMIT DROP AS
-        SELECT %5$s o.at, o.account_key, seg.segment
-        FROM (SELECT s AS account, s.%1$I::timestamptz AS at, s.%2$I::text AS account_key FROM %4$s s %6$s) o
-        CROSS JOIN LATERAL unnest(%3$s) seg(segment)
-    $q$, snapshot_column, g.key_column, evaluate, snapshots,
-         CASE WHEN g.mode = 'exclusive' THEN '' ELSE 'DISTINCT' END,
-         CASE WHEN relative_time THEN format('ORDER BY s.%I OFFSET 0', snapshot_column) ELSE '' END) USING rs;
-    SELECT min(b.at), max(b.at), count(DISTINCT b.at), count(DISTINCT b.account_key)
-    INTO first_at, last_at, snapshot_times, accounts FROM pg_temp._backfill_seen b;
+        CREATE TEMP TABLE _backfill_times ON COMMIT DROP AS
+        SELECT x.at, row_number() OVER (ORDER BY x.at) AS k, lead(x.at) OVER (ORDER BY x.at) AS next_at
+        FROM (SELECT DISTINCT s.%1$I::timestamptz AS at FROM %2$s s) x
+    $q$, snapshot_column, snapshots);
+    SELECT min(t.at), max(t.at), count(t.at), count(*) > count(t.at)
+    INTO first_at, last_at, snapshot_times, null_time FROM pg_temp._backfill_times t;
+    IF null_time THEN
+        RAISE EXCEPTION 'a snapshot row of % has a NULL time', snapshots
+            USING ERRCODE = '23502', HINT = 'every snapshot row needs its snapshot time';
+    END IF;
     IF first_at IS NULL THEN
+        accounts := 0;
         ranges_written := 0;
         RETURN;
     END IF;
-    SELECT b.account_key INTO bad FROM pg_temp._backfill_seen b WHERE b.account_key IS NULL OR b.at IS NULL LIMIT 1;
+
+    -- Every account's segment(s) at every snapshot, in one pass. Rules with relative times (within,
+    -- older_than) are evaluated as of each snapshot: rows then come in snapshot order, so each snapshot's rules
+    -- compile once. An account's run of consecutive snapshots in one segment becomes one range: exclusive
+    -- segmentations number the runs along each account's snapshots (which also finds an account held twice
+    -- at one time), overlapping ones along each (account, tag) (gaps and islands). The last runs stay open
+    -- until the cutoff is known.
+    relative_time := jsonb_path_exists(rs, 'strict $.**.op ? (@ == "within" || @ == "older_than")');
+    evaluate := format(CASE WHEN g.mode = 'exclusive' THEN 'ARRAY[segments.classify(o.account, %1$s)]'
+                            ELSE 'coalesce(nullif(segments._classify_all(o.account, %1$s), ''{}''), ARRAY[%2$L])' END,
+                       CASE WHEN relative_time THEN '$1 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(''as_of'', '
+                                'pg_catalog.to_char(o.at AT TIME ZONE ''UTC'', ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"''))'
+                            ELSE '$1' END,
+                       g.default_segment);
+    EXECUTE format($q$
+        CREATE TEMP TABLE _backfill_ranges ON COMMIT DROP AS
+        WITH seen AS (
+            SELECT %5$s e.account_key, t.k, t.at, t.next_at, seg.segment
+            FROM (SELECT o.at, o.account_key, %3$s AS segments
+                  FROM (SELECT s AS account, s.%1$I::timestamptz AS at, s.%2$I::text AS account_key FROM %4$s s %6$s) o) e
+            JOIN pg_temp._backfill_times t ON t.at = e.at
+            CROSS JOIN LATERAL unnest(e.segments) seg(segment)),
+        stepped AS (
+            SELECT s.*, lag(s.k) OVER w AS prev_k, lag(s.segment) OVER w AS prev_segment
+            FROM seen s WINDOW w AS (PARTITION BY s.account_key %7$s ORDER BY s.k)),
+        runs AS (
+            SELECT s.*, sum(CASE WHEN s.prev_k = s.k - 1 AND s.prev_segment = s.segment THEN 0 ELSE 1 END)
+                            OVER (PARTITION BY s.account_key %7$s ORDER BY s.k ROWS UNBOUNDED PRECEDING) AS run
+            FROM stepped s)
+        SELECT r.account_key, r.segment, tstzrange(min(r.at), max(r.next_at)) AS valid,
+               bool_or(r.next_at IS NULL) AS last, bool_or(r.prev_k = r.k) AS twice
+        FROM runs r GROUP BY r.account_key, r.run, r.segment
+    $q$, snapshot_column, g.key_column, evaluate, snapshots,
+         CASE WHEN g.mode = 'exclusive' THEN '' ELSE 'DISTINCT' END,
+         CASE WHEN relative_time THEN format('ORDER BY s.%I OFFSET 0', snapshot_column) ELSE '' END,
+         CASE WHEN g.mode = 'exclusive' THEN '' ELSE ', s.segment' END) USING rs;
+    SELECT b.account_key INTO bad FROM pg_temp._backfill_ranges b WHERE b.account_key IS NULL LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'a snapshot row of % has a NULL key or time', snapshots
-            USING ERRCODE = '23502', HINT = 'every snapshot row needs the account key and the snapshot time';
+        RAISE EXCEPTION 'a snapshot row of % has a NULL key', snapshots
+            USING ERRCODE = '23502', HINT = 'every snapshot row needs the account key';
     END IF;
-    IF g.mode = 'exclusive' THEN
-        SELECT format('account %s at %s', b.account_key, b.at) INTO bad FROM pg_temp._backfill_seen b
-        GROUP BY b.at, b.account_key HAVING count(*) > 1 LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'snapshots of % hold an account twice at one time', snapshots
-                USING ERRCODE = '23505', DETAIL = bad, HINT = 'a snapshot needs one row per account';
-        END IF;
+    SELECT format('account %s', b.account_key) INTO bad FROM pg_temp._backfill_ranges b WHERE b.twice LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'snapshots of % hold an account twice at one time', snapshots
+            USING ERRCODE = '23505', DETAIL = bad, HINT = 'a snapshot needs one row per account';
     END IF;
+    SELECT count(DISTINCT b.account_key) INTO accounts FROM pg_temp._backfill_ranges b;
 
     -- the span the backfill writes ends where the history recorded after the last snapshot begins
     SELECT min(lower(m.valid)) INTO cutoff FROM segments.membership m
     WHERE m.segmentation = g.name AND lower(m.valid) > last_at;
-    -- runs of consecutive snapshots in one segment (gaps and islands over the snapshot numbers)
-    CREATE TEMP TABLE _backfill_ranges ON COMMIT DROP AS
-    WITH snaps AS (
-        SELECT x.at, row_number() OVER (ORDER BY x.at) AS k, lead(x.at) OVER (ORDER BY x.at) AS next_at
-        FROM (SELECT DISTINCT b.at FROM pg_temp._backfill_seen b) x),
-    runs AS (
-        SELECT b.account_key, b.segment, s.at, s.next_at,
-               s.k - row_number() OVER (PARTITION BY b.account_key, b.segment ORDER BY s.k) AS run
-        FROM pg_temp._backfill_seen b JOIN snaps s ON s.at = b.at)
-    SELECT r.account_key, r.segment,
-           tstzrange(min(r.at), CASE WHEN bool_or(r.next_at IS NULL) THEN cutoff ELSE max(r.next_at) END) AS valid
-    FROM runs r GROUP BY r.account_key, r.segment, r.run;
+    UPDATE pg_temp._backfill_ranges b SET valid = tstzrange(lower(b.valid), cutoff) WHERE b.last;
 
     -- recorded history in the span agrees with a range when it starts there and ends there, or later than the
     -- span for the last run (a refresh since then kept the account where it was)
@@ -544,7 +571,7 @@ BEGIN
                       WHERE m.segmentation = g.name AND m.account_key = b.account_key AND m.segment = b.segment
                         AND lower(m.valid) = lower(b.valid));
     GET DIAGNOSTICS ranges_written = ROW_COUNT;
-    DROP TABLE pg_temp._backfill_seen, pg_temp._backfill_ranges, pg_temp._backfill_conflicts;
+    DROP TABLE pg_temp._backfill_times, pg_temp._backfill_ranges, pg_temp._backfill_conflicts;
 END $$;
 COMMENT ON FUNCTION segments.backfill(text, regclass, text, boolean) IS
     'Membership history from snapshots the CRM kept (key column, snapshot time, rule attributes), as if refresh() '
