@@ -453,17 +453,13 @@ BEGIN
         RAISE EXCEPTION 'column "%" does not exist in %', g.key_column, snapshots
             USING ERRCODE = '42703', HINT = 'the snapshots need the account key, named as the segmentation''s key_column';
     END IF;
+    -- replacing recorded history is a change to the record: editors only
+    IF overwrite AND NOT pg_has_role(segments._acting_role(), 'segments_editor', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied: role % may not replace recorded history', segments._acting_role()
+            USING ERRCODE = '42501', HINT = 'overwrite => true needs segments_editor';
+    END IF;
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
 
-    -- Every account's segment(s) at every snapshot. Rules with relative times (within, older_than) are evaluated
-    -- as of each snapshot: rows then come in snapshot order, so each snapshot's rules compile once.
-    relative_time := jsonb_path_exists(rs, 'strict $.**.op ? (@ == "within" || @ == "older_than")');
-    evaluate := format(CASE WHEN g.mode = 'exclusive' THEN 'ARRAY[segments.classify(o.account, %1$s)]'
-                            ELSE 'coalesce(nullif(segments._classify_all(o.account, %1$s), ''{}''), ARRAY[%2$L])' END,
-                       CASE WHEN relative_time THEN '$1 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(''as_of'', '
-                                'pg_catalog.to_char(o.at AT TIME ZONE ''UTC'', ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"''))'
-                            ELSE '$1' END,
-                       g.default_segment);
     -- an earlier call of this transaction that failed may have left its work tables behind
     IF to_regclass('pg_temp._backfill_times') IS NOT NULL THEN DROP TABLE pg_temp._backfill_times; END IF;
     IF to_regclass('pg_temp._backfill_ranges') IS NOT NULL THEN DROP TABLE pg_temp._backfill_ranges; END IF;

@@ -189,6 +189,21 @@ WHERE segmentation = 'tier' AND account_key = '1' ORDER BY lower(valid);
 -- a later refresh continues the backfilled history (today's data is the last snapshot's: nothing changes)
 SELECT entered, "left", moved, unchanged FROM segments.refresh('tier');
 
+-- A reader may backfill (as it may refresh) what it can read, but only an editor may replace recorded history.
+CREATE ROLE regress_history_reader IN ROLE segments_reader;
+GRANT USAGE ON SCHEMA crm TO regress_history_reader;
+GRANT SELECT ON crm.accounts, crm.snapshots TO regress_history_reader;
+SET ROLE regress_history_reader;
+SELECT snapshot_times, ranges_written FROM segments.backfill('tier', 'crm.snapshots', 'taken_at');
+SELECT sqlstate, message FROM error_of($$SELECT segments.backfill('tier', 'crm.snapshots', 'taken_at', overwrite => true)$$);
+RESET ROLE;
+REVOKE SELECT ON crm.snapshots FROM regress_history_reader;
+SET ROLE regress_history_reader;
+SELECT sqlstate, message FROM error_of($$SELECT segments.backfill('tier', 'crm.snapshots', 'taken_at')$$);
+RESET ROLE;
+DROP OWNED BY regress_history_reader;
+DROP ROLE regress_history_reader;
+
 -- Bad input.
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.health_series('tier', '2024-06-01', '2024-01-01')$$);
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.health_series('tier', '2024-01-01', '2024-06-01', '0 days')$$);
