@@ -122,3 +122,60 @@ SELECT customer_id, frequency, round((t - recency)::numeric, 1) AS weeks_since_l
        round(segments.predicted_clv(bg, gg, frequency, recency, t, monetary, 12, 0.01)::numeric, 2) AS clv_12m
 FROM cdnow.rfm, cdnow.fits
 ORDER BY 5 DESC, 1 LIMIT 10;
+
+\echo
+\echo '## 12. Health over time on the UCI Online Retail transactions (Dec 2010 - Dec 2011)'
+\echo 'Monthly snapshots of every customer (value of the last 90 days, country), history backfilled from them,'
+\echo 'then a monthly series: customers, revenue, logo churn and moves between value tiers.'
+\if :{?retail}
+CREATE SCHEMA retail;
+CREATE TABLE retail.lines (invoice text, stock_code text, description text, quantity integer,
+                           invoiced_at timestamp, unit_price numeric, customer_id integer, country text);
+\copy retail.lines FROM PROGRAM 'gzip -dc "$PG_SEGMENTS_RETAIL_CSV"' CSV HEADER
+-- a snapshot on the 1st of each month: each customer who has bought before, the value of the last 90 days
+-- (cancellations included), and the country; "ARR" is that value × 4
+CREATE TABLE retail.snapshots AS
+WITH months AS (SELECT m::timestamptz AS month FROM generate_series(timestamp '2011-01-01', '2011-12-01', '1 month') m),
+customers AS (SELECT customer_id, min(invoiced_at) AS first_order, max(country) AS country
+              FROM retail.lines WHERE customer_id IS NOT NULL GROUP BY 1)
+SELECT c.customer_id, m.month, c.country,
+       round(coalesce(sum(l.quantity * l.unit_price), 0), 2) AS value_90d,
+       greatest(round(coalesce(sum(l.quantity * l.unit_price), 0), 2), 0) * 4 AS arr
+FROM months m JOIN customers c ON c.first_order < m.month
+LEFT JOIN retail.lines l ON l.customer_id = c.customer_id AND l.invoiced_at >= m.month - interval '90 days'
+                        AND l.invoiced_at < m.month
+GROUP BY 1, 2, 3;
+CREATE TABLE retail.customers AS SELECT customer_id, country, value_90d, arr FROM retail.snapshots WHERE month = '2011-12-01';
+ALTER TABLE retail.customers ADD PRIMARY KEY (customer_id);
+SELECT count(*) AS lines, count(DISTINCT customer_id) AS customers,
+       (SELECT count(*) FROM retail.snapshots) AS snapshot_rows FROM retail.lines;
+
+INSERT INTO segments.segmentation (name, source, key_column, default_segment, min_segment_size, gross_margin,
+                                   arr_facts, arr_facts_time, arr_facts_value, description)
+VALUES ('retail_value', 'retail.customers', 'customer_id', 'Lapsed', 50, 0.3,
+        'retail.snapshots', 'month', 'arr', 'Value of the last 90 days, then home market');
+INSERT INTO segments.segment (segmentation, name, parent, priority, rule) VALUES
+  ('retail_value', 'High value', NULL, 1, '{"attr": "value_90d", "op": ">=", "value": 2000}'),
+  ('retail_value', 'High value UK', 'High value', 1, '{"attr": "country", "op": "=", "value": "United Kingdom"}'),
+  ('retail_value', 'High value abroad', 'High value', 2, 'true'),
+  ('retail_value', 'Mid value', NULL, 2, '{"attr": "value_90d", "op": ">=", "value": 500}'),
+  ('retail_value', 'Low value', NULL, 3, '{"attr": "value_90d", "op": ">", "value": 0}');
+SELECT * FROM segments.backfill('retail_value', 'retail.snapshots', 'month');
+\echo 'Top-level tiers month by month (the cohort each tier held at the month''s start):'
+SELECT period_start::date AS month, segment, accounts, entered, exited,
+       round(arr_start / 4) AS value_90d_at_start, round(100 * churn_rate::numeric, 1) AS churn_pct,
+       round(nrr::numeric, 3) AS nrr
+FROM segments.health_series('retail_value', '2011-01-01', '2011-12-01')
+WHERE level = 1 AND segment <> 'Lapsed' ORDER BY 1, segment;
+\echo 'High value customers, UK vs abroad, by quarter:'
+SELECT period_start::date AS quarter, segment, accounts, round(100 * churn_rate::numeric, 1) AS churn_pct,
+       round(100 * churn_lower::numeric, 1) AS churn_lower, round(100 * churn_upper::numeric, 1) AS churn_upper
+FROM segments.health_series('retail_value', '2011-01-01', '2011-10-01', '3 months')
+WHERE parent = 'High value' ORDER BY 1, 2;
+\echo 'Moves between tiers in November 2011 (customers and their 90-day value at the start):'
+SELECT coalesce(from_segment, '(new)') AS from_segment, to_segment, accounts, round(arr_start / 4) AS value_90d
+FROM segments.migration_series('retail_value', '2011-11-01', '2011-12-01')
+WHERE from_segment IS DISTINCT FROM to_segment ORDER BY accounts DESC LIMIT 8;
+\else
+\echo 'skipped: the Online Retail file was not found (bin/demo looks for ../shared/data/online_retail.csv.gz, or set PG_SEGMENTS_RETAIL_CSV)'
+\endif
