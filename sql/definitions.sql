@@ -28,7 +28,8 @@ CREATE TABLE segments.segmentation (
     arr_facts_value  text,
     nps_facts        regclass,
     nps_facts_time   text,
-    nps_facts_value  text
+    nps_facts_value  text,
+    coverage_target  float8 CHECK (coverage_target BETWEEN 0 AND 1)
 );
 COMMENT ON TABLE segments.segmentation IS 'A named segmentation scheme over one account relation';
 COMMENT ON COLUMN segments.segmentation.name IS 'Segmentation name, e.g. gtm_tier, lifecycle, health';
@@ -51,6 +52,7 @@ COMMENT ON COLUMN segments.segmentation.arr_facts_time IS 'Snapshot time column 
 COMMENT ON COLUMN segments.segmentation.arr_facts_value IS 'ARR column of arr_facts (a number; several rows of one account and snapshot are added)';
 COMMENT ON COLUMN segments.segmentation.nps_facts IS 'NPS answers for period metrics: a relation with the account key (named as key_column), an answer time and a 0-10 score';
 COMMENT ON COLUMN segments.segmentation.nps_facts_time IS 'Answer time column of nps_facts (date, timestamp or timestamptz)';
+COMMENT ON COLUMN segments.segmentation.coverage_target IS 'Share of a segment''s accounts that should have a value in each attribute its rules read (e.g. 0.8); segments.data_coverage() flags the gaps';
 COMMENT ON COLUMN segments.segmentation.nps_facts_value IS 'Score column of nps_facts (smallint, integer, bigint or whole numeric, 0-10)';
 
 CREATE TABLE segments.segment (
@@ -63,6 +65,7 @@ CREATE TABLE segments.segment (
     playbook     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(playbook) = 'object'),
     active       boolean NOT NULL DEFAULT true,
     updated_at   timestamptz NOT NULL DEFAULT now(),
+    coverage_target float8 CHECK (coverage_target BETWEEN 0 AND 1),
     PRIMARY KEY (segmentation, name),
     FOREIGN KEY (segmentation, parent) REFERENCES segments.segment (segmentation, name) ON UPDATE CASCADE
 );
@@ -75,6 +78,7 @@ COMMENT ON COLUMN segments.segment.rule IS 'Membership rule in the pg_segments r
 COMMENT ON COLUMN segments.segment.description IS 'Who is in the segment and why it matters';
 COMMENT ON COLUMN segments.segment.playbook IS 'How to work the segment: marketing approach, sales model, CS engagement, ... (jsonb object)';
 COMMENT ON COLUMN segments.segment.active IS 'Inactive segments (and their children) are ignored by evaluation';
+COMMENT ON COLUMN segments.segment.coverage_target IS 'This segment''s data coverage target (e.g. 0.95 for enterprise), overriding the segmentation''s';
 COMMENT ON COLUMN segments.segment.updated_at IS 'When the segment row last changed';
 
 CREATE TABLE segments.definition_log (
@@ -501,4 +505,51 @@ COMMENT ON FUNCTION segments.coverage(text) IS
     'Quality report: accounts and share per segment (default segment last; a parent counts its subtree, a tag '
     'every account carrying it), matches lost to higher-priority segments (shadowed), segments under '
     'min_segment_size, and rules that never win on the current data';
+
+-- Data coverage: for each attribute the rules read, the share of each segment's accounts (counted as in
+-- coverage()) that have a value, against the target the segment or its segmentation declares.
+CREATE FUNCTION segments.data_coverage(segmentation text)
+RETURNS TABLE (segment text, attribute text, accounts bigint, with_value bigint, coverage float8, target float8,
+               below_target boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    attributes text[];
+BEGIN
+    SELECT array_agg(a ORDER BY a) INTO attributes
+    FROM (SELECT jsonb_path_query(s.rule, 'lax $.**.attr') #>> '{}' AS a FROM segments.segment s
+          WHERE s.segmentation = g.name AND s.active
+          UNION SELECT jsonb_path_query(s.rule, 'lax $.**.features[*]') #>> '{}' FROM segments.segment s
+          WHERE s.segmentation = g.name AND s.active) x
+    WHERE a IS NOT NULL;
+    IF attributes IS NULL THEN
+        RETURN;  -- rules that read no attribute
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH lineage AS (SELECT * FROM segments._lineage(%1$L)),
+        rows AS (
+            -- num_nonnulls: a value is there unless it is NULL itself (a row value with NULL fields is a value)
+            SELECT segments.segment_of(t.*, %1$L) AS seg, %4$s AS hits, ARRAY[%3$s] AS present FROM %2$s t),
+        per AS (
+            SELECT counted.ancestor AS segment, v.attribute, count(*) AS accounts, count(*) FILTER (WHERE v.present) AS with_value
+            FROM %5$s CROSS JOIN LATERAL unnest($1, r.present) v(attribute, present)
+            GROUP BY 1, 2),
+        defs AS (
+            SELECT s.name, s.priority, s.coverage_target FROM segments.segment s WHERE s.segmentation = %1$L AND s.active
+            UNION ALL SELECT %6$L, NULL, NULL)
+        SELECT d.name, a.attribute, coalesce(p.accounts, 0), coalesce(p.with_value, 0),
+               p.with_value::float8 / nullif(p.accounts, 0), coalesce(d.coverage_target, %7$s),
+               p.with_value::float8 / nullif(p.accounts, 0) < coalesce(d.coverage_target, %7$s)
+        FROM defs d CROSS JOIN unnest($1) a(attribute)
+        LEFT JOIN per p ON p.segment = d.name AND p.attribute = a.attribute
+        ORDER BY d.priority NULLS LAST, d.name, a.attribute
+    $q$, g.name, g.source,
+         (SELECT string_agg(format('pg_catalog.num_nonnulls(t.%I) = 1', a), ', ' ORDER BY a) FROM unnest(attributes) a),
+         CASE g.mode WHEN 'exclusive' THEN 'NULL::text[]' ELSE format('segments.segments_of(t.*, %L)', g.name) END,
+         segments._counted_in(g), g.default_segment, coalesce(g.coverage_target::text, 'NULL::float8'))
+    USING attributes;
+END $$;
+COMMENT ON FUNCTION segments.data_coverage(text) IS
+    'Data coverage per segment and rule attribute: accounts, how many have a value, the share, and whether it is '
+    'below the coverage_target the segment (or else its segmentation) declares';
 

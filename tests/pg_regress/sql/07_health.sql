@@ -88,3 +88,22 @@ DELETE FROM segments.segmentation WHERE name = 'pipeline';
 DROP TABLE telco.pipeline;
 DELETE FROM segments.segmentation WHERE name = 'traits';
 UPDATE segments.segmentation SET churned_column = NULL, arr_column = NULL, min_segment_size = NULL WHERE name = 'value';
+
+-- Data coverage: per segment and rule attribute, the share of accounts with a value, against the targets the
+-- segment or its segmentation declares; checked against count(column) / count(*) in plain SQL.
+INSERT INTO segments.segmentation (name, source, key_column, coverage_target)
+VALUES ('billing', 'telco.customers', 'customer_id', 0.999);
+INSERT INTO segments.segment (segmentation, name, priority, rule, coverage_target) VALUES
+  ('billing', 'New', 1, '{"attr": "tenure", "op": "<", "value": 3}', 0.99),
+  ('billing', 'Big spenders', 2, '{"attr": "total_charges", "op": ">=", "value": 3000}', NULL);
+SELECT d.segment, d.attribute, d.accounts, d.with_value, round(d.coverage::numeric, 4) AS coverage, d.target, d.below_target,
+       d.with_value = h.with_value AND d.accounts = h.accounts AS matches_sql
+FROM segments.data_coverage('billing') d
+JOIN (SELECT segments.segment_of(c, 'billing') AS segment, 'tenure' AS attribute, count(*) AS accounts, count(tenure) AS with_value
+      FROM telco.customers c GROUP BY 1
+      UNION ALL
+      SELECT segments.segment_of(c, 'billing'), 'total_charges', count(*), count(total_charges) FROM telco.customers c GROUP BY 1) h
+  USING (segment, attribute)
+ORDER BY 1, 2;
+SELECT sqlstate, message FROM error_of($$UPDATE segments.segment SET coverage_target = 1.5 WHERE segmentation = 'billing' AND name = 'New'$$);
+DELETE FROM segments.segmentation WHERE name = 'billing';

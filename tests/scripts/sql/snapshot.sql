@@ -1,9 +1,9 @@
 -- Everything a user keeps in pg_segments, printed in a stable order: compared before and after a backup.
 \pset format unaligned
 \pset footer off
--- without NULLs: columns an upgrade adds (NULL for existing rows) are no change to the users' data
+-- definitions without NULLs: columns an upgrade adds (NULL for existing rows) are no change to the users' data
 SELECT 'segmentation', jsonb_strip_nulls(to_jsonb(g)) FROM segments.segmentation g ORDER BY g.name;
-SELECT 'segment', to_jsonb(s) FROM segments.segment s ORDER BY s.segmentation, s.name;
+SELECT 'segment', jsonb_strip_nulls(to_jsonb(s)) FROM segments.segment s ORDER BY s.segmentation, s.name;
 SELECT 'log', id, changed_at, changed_by, table_name, operation, old_row, new_row FROM segments.definition_log ORDER BY id;
 SELECT 'log sequence', last_value FROM segments.definition_log_id_seq;
 SELECT 'rfm', to_jsonb(r) FROM segments.rfm_segment_map r ORDER BY r.priority;
