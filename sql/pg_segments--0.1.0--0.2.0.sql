@@ -1373,7 +1373,117 @@ COMMENT ON FUNCTION segments.data_coverage(text) IS
     'below the coverage_target the segment (or else its segmentation) declares';
 
 ---------------------------------------------------------------------------------------------------------
+-- BI-ready views: commented, flat columns (numbers, text, times; no composites or ranges)
+---------------------------------------------------------------------------------------------------------
+
+-- What each column of the health views means: the comments segments.create_views() puts on them.
+CREATE FUNCTION segments._column_docs() RETURNS TABLE (column_name text, description text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    VALUES
+    ('period_start', 'Start of the period (inclusive); the cohort is the accounts in the segment then'),
+    ('period_end', 'End of the period (exclusive)'),
+    ('segment', 'Segment name (the default segment holds accounts that match no rule)'),
+    ('parent', 'Parent segment in the hierarchy (NULL for a top-level segment)'),
+    ('level', 'Depth in the hierarchy: 1 = top level (filter on it for macro or micro segments)'),
+    ('accounts', 'Accounts in the segment (a parent counts its subtree; a tag every account carrying it)'),
+    ('accounts_end', 'Accounts in the segment at the end of the period'),
+    ('entered', 'Accounts in the segment at some time in the period but not at its start'),
+    ('exited', 'Accounts in the segment at some time in the period but not at its end'),
+    ('moved_in', 'Entered accounts that were in another segment at the start'),
+    ('moved_out', 'Exited accounts that are in another segment at the end'),
+    ('account_share', 'Accounts / all accounts (0..1; tags may add up to more than 1)'),
+    ('arr', 'Total ARR of the segment''s accounts (the arr column)'),
+    ('arr_start', 'ARR of the cohort at the start of the period'),
+    ('arr_end', 'ARR of the cohort at the end of the period (NULL when not yet known)'),
+    ('arr_share', 'ARR / the ARR of all accounts (0..1)'),
+    ('avg_acv', 'Average contract value: mean ARR of the paying accounts (ARR > 0)'),
+    ('median_acv', 'Median ARR of the paying accounts (ARR > 0)'),
+    ('paying_accounts', 'Cohort accounts with ARR > 0 at the start'),
+    ('churned', 'Paying accounts with no ARR at the end (logo churn)'),
+    ('churn_rate', 'Churn rate (0..1): of the churned column (health), or logo churn of the paying cohort (periods)'),
+    ('churn_lower', 'Lower bound of the 95% Wilson interval of the churn rate'),
+    ('churn_upper', 'Upper bound of the 95% Wilson interval of the churn rate'),
+    ('nrr', 'Net revenue retention: ARR at the end / ARR at the start, over accounts with ARR at the start'),
+    ('grr', 'Gross revenue retention: like NRR with expansion capped at the starting ARR'),
+    ('arr_growth', 'ARR growth: (ARR at the end - ARR at the start) / ARR at the start'),
+    ('nps_responses', 'NPS answers given in the period by the cohort'),
+    ('nps', 'Net Promoter Score (-100..100)'),
+    ('nps_lower', 'Lower bound of the 95% interval of the NPS'),
+    ('nps_upper', 'Upper bound of the 95% interval of the NPS'),
+    ('clv', 'Customer lifetime value: mean ARR x gross margin / churn rate'),
+    ('small_sample', 'Fewer accounts than the segmentation''s min_segment_size'),
+    ('segmentation', 'The segmentation'),
+    ('account_key', 'The account''s key (the segmentation''s key column, as text)'),
+    ('valid_from', 'When the account entered the segment'),
+    ('valid_to', 'When the account left the segment (NULL: still a member)'),
+    ('is_current', 'Whether the account is in the segment now')
+$$;
+
+-- Creates (or replaces) the views a dashboard reads for one segmentation, in schema `into_schema`:
+-- <name>_health (now), <name>_health_monthly (the last `months` full months) and <name>_membership
+-- (history with valid_from / valid_to), every column commented.
+CREATE FUNCTION segments.create_views(segmentation text, into_schema name DEFAULT 'public', months integer DEFAULT 12)
+RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    v text;
+    col record;
+BEGIN
+    IF months IS NULL OR months < 1 OR months > 1200 THEN
+        RAISE EXCEPTION 'months must be between 1 and 1200' USING ERRCODE = '22023';
+    END IF;
+    v := format('%I.%I', into_schema, g.name || '_health');
+    EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT * FROM segments.health(%L)', v, g.name);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v, format('Health of segmentation %s now (segments.health)', g.name));
+    RETURN NEXT v::regclass;
+    v := format('%I.%I', into_schema, g.name || '_health_monthly');
+    EXECUTE format($q$CREATE OR REPLACE VIEW %s AS
+        SELECT * FROM segments.health_series(%L, date_trunc('month', now()) - %s * interval '1 month', date_trunc('month', now()))$q$,
+        v, g.name, months);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v,
+                   format('Health of segmentation %s per month over the last %s full months (segments.health_series)', g.name, months));
+    RETURN NEXT v::regclass;
+    v := format('%I.%I', into_schema, g.name || '_membership');
+    -- security_invoker: a reader sees only the memberships its own rights allow
+    EXECUTE format($q$CREATE OR REPLACE VIEW %s WITH (security_invoker = true) AS
+        SELECT m.segmentation, m.account_key, m.segment, lower(m.valid) AS valid_from, upper(m.valid) AS valid_to,
+               upper_inf(m.valid) AS is_current
+        FROM segments.membership m WHERE m.segmentation = %L$q$, v, g.name);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', v, format('Membership history of segmentation %s (source %s)', g.name, g.source));
+    RETURN NEXT v::regclass;
+    FOR col IN
+        SELECT c.oid::regclass AS view, a.attname, d.description
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+        JOIN segments._column_docs() d ON d.column_name = a.attname
+        WHERE n.nspname = into_schema AND c.relname IN (g.name || '_health', g.name || '_health_monthly', g.name || '_membership')
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', col.view, col.attname, col.description);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION segments.create_views(text, name, integer) IS
+    'Creates or replaces commented, flat views for BI tools: <segmentation>_health, <segmentation>_health_monthly '
+    '(the last months full months) and <segmentation>_membership (valid_from / valid_to), in the schema given';
+
+-- The segmentations with their source as text, for BI tools (which do not read regclass).
+CREATE VIEW segments.segmentation_overview AS
+SELECT g.name AS segmentation, g.source::text AS source, g.key_column, g.mode, g.default_segment, g.description,
+       (SELECT count(*) FROM segments.segment s WHERE s.segmentation = g.name AND s.active) AS active_segments,
+       g.updated_at
+FROM segments.segmentation g;
+COMMENT ON VIEW segments.segmentation_overview IS 'The segmentations, with their source as text (for BI tools)';
+COMMENT ON COLUMN segments.segmentation_overview.segmentation IS 'The segmentation';
+COMMENT ON COLUMN segments.segmentation_overview.source IS 'The relation it segments, as a qualified name';
+COMMENT ON COLUMN segments.segmentation_overview.key_column IS 'The account key column of the source';
+COMMENT ON COLUMN segments.segmentation_overview.mode IS 'exclusive (one segment per account) or overlapping (tags)';
+COMMENT ON COLUMN segments.segmentation_overview.default_segment IS 'Segment of accounts that match no rule';
+COMMENT ON COLUMN segments.segmentation_overview.description IS 'What the segmentation is for';
+COMMENT ON COLUMN segments.segmentation_overview.active_segments IS 'Number of active segments';
+COMMENT ON COLUMN segments.segmentation_overview.updated_at IS 'When the segmentation row last changed';
+
+---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install
 ---------------------------------------------------------------------------------------------------------
-GRANT SELECT ON segments.rfm_default_map TO segments_reader;
+GRANT SELECT ON segments.rfm_default_map, segments.segmentation_overview TO segments_reader;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;

@@ -215,3 +215,20 @@ INSERT INTO segments.segmentation (name, source, key_column, mode) VALUES ('tier
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.migration_series('tier_tags', '2024-01-01', '2024-02-01')$$);
 DELETE FROM segments.segmentation WHERE name IN ('tier_tags', 'tier_live');
 RESET TimeZone;
+
+-- BI-ready views: commented, flat columns, created per segmentation.
+SET TimeZone = 'UTC';
+SELECT v::text AS view FROM segments.create_views('tier', 'crm') v ORDER BY 1;
+SELECT c.relname, count(*) AS columns, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented,
+       count(*) FILTER (WHERE a.atttypid IN ('tstzrange'::regtype, 'regclass'::regtype)
+                           OR (SELECT typtype FROM pg_type WHERE oid = a.atttypid) = 'c') AS not_flat
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relnamespace = 'crm'::regnamespace AND c.relname LIKE 'tier\_%' GROUP BY 1 ORDER BY 1;
+SELECT (SELECT count(*) FROM crm.tier_health_monthly) AS monthly_rows,
+       (SELECT count(DISTINCT period_start) FROM crm.tier_health_monthly) AS months,
+       (SELECT count(*) FROM crm.tier_membership) = (SELECT count(*) FROM segments.membership WHERE segmentation = 'tier') AS membership_complete,
+       (SELECT count(*) FROM crm.tier_membership WHERE is_current) AS current_members,
+       (SELECT count(*) FROM crm.tier_health) AS health_rows;
+SELECT segmentation, source, key_column, mode, active_segments FROM segments.segmentation_overview WHERE segmentation = 'tier';
+SELECT sqlstate, message FROM error_of($$SELECT segments.create_views('tier', 'crm', 0)$$);
+RESET TimeZone;
