@@ -189,6 +189,32 @@ WHERE segmentation = 'tier' AND account_key = '1' ORDER BY lower(valid);
 -- a later refresh continues the backfilled history (today's data is the last snapshot's: nothing changes)
 SELECT entered, "left", moved, unchanged FROM segments.refresh('tier');
 
+-- Tags: an overlapping segmentation backfilled from the same snapshots counts each account under every tag it
+-- carried at a period's start (checked against the tag conditions in plain SQL).
+INSERT INTO segments.segmentation (name, source, key_column, mode, arr_facts, arr_facts_time, arr_facts_value)
+VALUES ('traits', 'crm.accounts', 'id', 'overlapping', 'crm.snapshots', 'taken_at', 'arr');
+INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES
+  ('traits', 'Big', 1, '{"attr": "employees", "op": ">=", "value": 1000}'),
+  ('traits', 'Paying', 2, '{"attr": "arr", "op": ">", "value": 0}');
+SELECT snapshot_times, accounts, ranges_written FROM segments.backfill('traits', 'crm.snapshots', 'taken_at');
+WITH tags AS (
+    SELECT s.id, s.taken_at, s.arr, t.tag
+    FROM crm.snapshots s CROSS JOIN LATERAL (VALUES ('Big', s.employees >= 1000), ('Paying', s.arr > 0),
+                                                    ('Unsegmented', NOT (s.employees >= 1000 OR s.arr > 0))) t(tag, carries)
+    WHERE t.carries),
+hand AS (
+    SELECT a.taken_at AS period_start, a.tag AS segment, count(*) AS accounts, sum(a.arr) AS arr_start,
+           sum(coalesce(e.arr, 0)) AS arr_end, count(b.id) AS accounts_end_of_cohort
+    FROM tags a LEFT JOIN crm.snapshots e ON e.id = a.id AND e.taken_at = a.taken_at + interval '1 month'
+    LEFT JOIN tags b ON b.id = a.id AND b.tag = a.tag AND b.taken_at = a.taken_at + interval '1 month'
+    WHERE a.taken_at < '2024-07-01' GROUP BY 1, 2)
+SELECT s.segment, count(*) AS periods, sum(s.accounts) AS account_months,
+       bool_and(s.accounts = h.accounts AND s.arr_start = h.arr_start AND s.arr_end = h.arr_end) AS cohort_ok,
+       bool_and(s.accounts - s.exited = h.accounts_end_of_cohort) AS stayed_ok
+FROM segments.health_series('traits', '2024-01-01', '2024-07-01') s JOIN hand h USING (period_start, segment)
+GROUP BY 1 ORDER BY 1;
+DELETE FROM segments.segmentation WHERE name = 'traits';
+
 -- A reader may backfill (as it may refresh) what it can read, but only an editor may replace recorded history.
 CREATE ROLE regress_history_reader IN ROLE segments_reader;
 GRANT USAGE ON SCHEMA crm TO regress_history_reader;
