@@ -163,6 +163,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enab
 SET work_mem = '256MB' SET jit = off AS $$
 DECLARE
     g segments.segmentation := segments._definition(segmentation);
+    reading segments.segmentation;  -- g, reading its source from where it is safe to
     ignored bigint;
     duplicate text;
     statement text;
@@ -185,12 +186,20 @@ BEGIN
     ELSE
         PERFORM set_config('enable_mergejoin', 'off', true);
     END IF;
-    statement := segments._sync_sql(g, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
+    -- A view or foreign table runs code when read (the view's functions, the user mapping): it is read as its
+    -- owner (see _copy_as_owner), into a temporary copy the synchronising statement reads, never as ours.
+    reading := g;
+    IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
+        IF to_regclass('pg_temp._segments_source') IS NOT NULL THEN DROP TABLE pg_temp._segments_source; END IF;
+        PERFORM segments._copy_as_owner(g.source, '_segments_source');
+        reading.source := 'pg_temp._segments_source'::regclass;
+    END IF;
+    statement := segments._sync_sql(reading, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
     -- One membership per account needs one source row per key. A unique index on the key column settles it;
     -- without one, look (a duplicate agreeing with its account's membership would otherwise pass unseen).
-    IF NOT segments._key_is_unique(g) THEN
+    IF NOT segments._key_is_unique(reading) THEN
         EXECUTE format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I IS NOT NULL GROUP BY t.%1$I HAVING count(*) > 1 LIMIT 1',
-                       g.key_column, g.source) INTO duplicate;
+                       g.key_column, reading.source) INTO duplicate;
         IF duplicate IS NOT NULL THEN
             RAISE EXCEPTION 'segmentation "%": the key column "%" of % is not unique', g.name, g.key_column, g.source
                 USING ERRCODE = '23505', DETAIL = format('key %s appears more than once', duplicate),
@@ -430,6 +439,7 @@ DECLARE
     evaluate text;
     relative_time boolean;
     null_time boolean;
+    reading regclass := snapshots;  -- where the snapshots are read: a view is copied first
 BEGIN
     IF snapshots IS NULL OR snapshot_column IS NULL THEN
         RAISE EXCEPTION 'backfill needs the snapshots relation and its time column' USING ERRCODE = '22004';
@@ -459,6 +469,12 @@ BEGIN
             USING ERRCODE = '42501', HINT = 'overwrite => true needs segments_editor';
     END IF;
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
+    -- a view of snapshots is read as its owner (see refresh)
+    IF (SELECT relkind FROM pg_class WHERE oid = snapshots) NOT IN ('r', 'p', 'm') THEN
+        IF to_regclass('pg_temp._backfill_source') IS NOT NULL THEN DROP TABLE pg_temp._backfill_source; END IF;
+        PERFORM segments._copy_as_owner(snapshots, '_backfill_source');
+        reading := 'pg_temp._backfill_source'::regclass;
+    END IF;
 
     -- an earlier call of this transaction that failed may have left its work tables behind
     IF to_regclass('pg_temp._backfill_times') IS NOT NULL THEN DROP TABLE pg_temp._backfill_times; END IF;
@@ -469,7 +485,7 @@ BEGIN
         CREATE TEMP TABLE _backfill_times ON COMMIT DROP AS
         SELECT x.at, row_number() OVER (ORDER BY x.at) AS k, lead(x.at) OVER (ORDER BY x.at) AS next_at
         FROM (SELECT DISTINCT s.%1$I::timestamptz AS at FROM %2$s s) x
-    $q$, snapshot_column, snapshots);
+    $q$, snapshot_column, reading);
     SELECT min(t.at), max(t.at), count(t.at), count(*) > count(t.at)
     INTO first_at, last_at, snapshot_times, null_time FROM pg_temp._backfill_times t;
     IF null_time THEN
@@ -513,7 +529,7 @@ BEGIN
         SELECT r.account_key, r.segment, tstzrange(min(r.at), max(r.next_at)) AS valid,
                bool_or(r.next_at IS NULL) AS last, bool_or(r.prev_k = r.k) AS twice
         FROM runs r GROUP BY r.account_key, r.run, r.segment
-    $q$, snapshot_column, g.key_column, evaluate, snapshots,
+    $q$, snapshot_column, g.key_column, evaluate, reading,
          CASE WHEN g.mode = 'exclusive' THEN '' ELSE 'DISTINCT' END,
          CASE WHEN relative_time THEN format('ORDER BY s.%I OFFSET 0', snapshot_column) ELSE '' END,
          CASE WHEN g.mode = 'exclusive' THEN '' ELSE ', s.segment' END) USING rs;

@@ -18,3 +18,5 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
 GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
 -- membership is written by the extension's SECURITY DEFINER functions only
 -- the audit log is written by its SECURITY DEFINER trigger only
+-- reads a relation as its owner on behalf of refresh and backfill: theirs alone
+REVOKE ALL ON FUNCTION segments._copy_as_owner(oid, text) FROM PUBLIC, segments_reader;

@@ -97,3 +97,101 @@ fn acting_role() -> String {
         CStr::from_ptr(name).to_string_lossy().into_owned()
     }
 }
+
+/// Puts the extension owner's identity, and the security context it came with, back in place when dropped:
+/// however the work ends (an ERROR unwinds through the drop).
+struct Restore {
+    user: pg_sys::Oid,
+    context: i32,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
+    }
+}
+
+/// Runs one statement of the extension's own through SPI (search_path pinned).
+fn run(sql: &str) {
+    with_safe_search_path(|| unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            internal_error("could not connect to SPI");
+        }
+        let sql = std::ffi::CString::new(sql).unwrap_or_default();
+        if pg_sys::SPI_execute(sql.as_ptr(), false, 0) < 0 {
+            internal_error("a statement copying a source failed");
+        }
+        pg_sys::SPI_finish();
+    })
+}
+
+/// Copies a view or foreign table into the temporary table `pg_temp.<into>`, reading it as the relation's
+/// owner, as PostgreSQL runs a materialized view's query as its owner: the view's functions (and a foreign
+/// table's user mapping) run with the rights of the role that wrote them, inside a security-restricted
+/// operation, never with the extension owner's — whoever calls the extension's SECURITY DEFINER function
+/// (refresh, backfill), a superuser's scheduled job included. The caller's own right to read the relation is
+/// checked before (segments._check_caller_reads_all). The copy is data only, which the function then reads.
+#[pg_extern(volatile, parallel_unsafe, name = "_copy_as_owner")]
+fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
+    unsafe {
+        let relname = pg_sys::get_rel_name(relation);
+        if relname.is_null() {
+            super::raise_with(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation with OID {} does not exist", relation.to_u32()),
+                None,
+                None,
+            );
+        }
+        let source = CStr::from_ptr(pg_sys::quote_qualified_identifier(
+            pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relation)),
+            relname,
+        ))
+        .to_string_lossy()
+        .into_owned();
+        // quote_identifier may hand back its argument itself: the CString must outlive `target`
+        let into = std::ffi::CString::new(into).unwrap_or_default();
+        let target = format!(
+            "pg_temp.{}",
+            CStr::from_ptr(pg_sys::quote_identifier(into.as_ptr())).to_string_lossy()
+        );
+        // only for what the caller may read itself (and only the extension's functions may call this at all)
+        if pg_sys::pg_class_aclcheck(relation, pg_sys::GetOuterUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
+            super::raise_with(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for {source}"),
+                None,
+                None,
+            );
+        }
+        let owner = read_first(
+            c"SELECT c.relowner::regrole::text FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.oid",
+            &[Some(&relation.to_u32().to_string())],
+            |d| d.map(|d| String::from_datum(d, false).unwrap_or_default()),
+        )
+        .unwrap_or_default();
+        let owner_oid = pg_sys::get_role_oid(std::ffi::CString::new(owner.as_str()).unwrap_or_default().as_ptr(), false);
+        // the empty copy is made from the catalog, not from a query: planning one could run the view's
+        // immutable functions here, as the extension's owner
+        let columns: String = read_first(
+            c"SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+              FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped",
+            &[Some(&relation.to_u32().to_string())],
+            |d| d.map(|d| String::from_datum(d, false).unwrap_or_default()),
+        )
+        .unwrap_or_default();
+        run(&format!("CREATE TEMP TABLE {target} ({columns}) ON COMMIT DROP"));
+        run(&format!("GRANT INSERT ON {target} TO {owner}"));
+        let mut user = pg_sys::Oid::INVALID;
+        let mut context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        let _restore = Restore { user, context };
+        pg_sys::SetUserIdAndSecContext(
+            owner_oid,
+            context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        );
+        run(&format!("INSERT INTO {target} SELECT * FROM {source}"));
+    }
+}

@@ -196,8 +196,40 @@ RESET search_path;
 SELECT count(*) AS planted_calls FROM public.sec_canary;
 SELECT rolsuper AS eve_became_superuser FROM pg_roles WHERE rolname = 'sec_eve';
 
+-- 6. an editor's view runs as the editor, never as the extension's owner: refresh and backfill are SECURITY
+-- DEFINER (they write membership), and read a view or foreign table as its owner, as PostgreSQL runs a
+-- materialized view's query as its owner; a superuser's scheduled refresh of it cannot escalate either.
+CREATE SCHEMA eve AUTHORIZATION sec_eve;
+CREATE TABLE public.sec_ran_as (who text);
+GRANT INSERT ON public.sec_ran_as TO sec_eve;
+SET ROLE sec_eve;
+CREATE TABLE eve.accounts (id int PRIMARY KEY, score int, taken_at timestamptz DEFAULT '2024-01-01 00:00+00');
+INSERT INTO eve.accounts (id, score) VALUES (1, 1), (2, 5);
+CREATE FUNCTION eve.payload() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.sec_ran_as VALUES (current_user);
+    BEGIN
+        EXECUTE 'ALTER ROLE sec_eve SUPERUSER';
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN 0;
+END $$;
+CREATE VIEW eve.scored AS SELECT id, score + eve.payload() AS score, taken_at FROM eve.accounts;
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('eve_view', 'eve.scored', 'id');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES ('eve_view', 'high', '{"attr": "score", "op": ">", "value": 3}');
+SELECT entered FROM segments.refresh('eve_view');
+SELECT snapshot_times, accounts FROM segments.backfill('eve_view', 'eve.scored', 'taken_at', overwrite => true);
+SELECT sqlstate FROM error_of($$SELECT segments._copy_as_owner('eve.scored'::regclass, 'x')$$);
+RESET ROLE;
+SELECT entered, unchanged FROM segments.refresh('eve_view');
+SELECT who, count(*) AS calls FROM public.sec_ran_as GROUP BY 1;
+SELECT rolsuper AS eve_became_superuser FROM pg_roles WHERE rolname = 'sec_eve';
+SELECT account_key, segment FROM segments.current_membership WHERE segmentation = 'eve_view' ORDER BY 1;
+DELETE FROM segments.segmentation WHERE name = 'eve_view';
+DROP TABLE public.sec_ran_as;
+
 DELETE FROM segments.segmentation WHERE name IN ('regions', 'pay', 'prices');
-DROP SCHEMA hr, shop CASCADE;
+DROP SCHEMA hr, shop, eve CASCADE;
 DROP TABLE public.sec_canary;
 DROP OPERATOR public.@> (tstzrange, timestamptz), public.> (numeric, integer);
 DROP FUNCTION public.sec_gt(numeric, integer);
