@@ -215,6 +215,39 @@ FROM segments.health_series('traits', '2024-01-01', '2024-07-01') s JOIN hand h 
 GROUP BY 1 ORDER BY 1;
 DELETE FROM segments.segmentation WHERE name = 'traits';
 
+-- Moves inside a period (history from tracking or refreshes mid-month), worked by hand. January 2024:
+--   a1 A all month; a2 A until the 15th, then B (a downgrade); a3 B from the 10th to the 20th (new, then gone);
+--   a4 A until the 5th, then gone; a5 B, A from the 12th to the 25th, then B again; a6 new in A from the 20th.
+-- A: start {a1 a2 a4} = 3, end {a1 a6} = 2, entered {a5 a6} = 2 (moved in: a5), exited {a2 a4 a5} = 3 (moved
+--    out: a2 a5); ARR 100+50+80 = 230 at the start, 120+50+0 = 170 at the end: NRR 170/230, GRR 150/230,
+--    a4 churned (1 of 3 paying).
+-- B: start {a5} = 1, end {a2 a5} = 2, entered {a2 a3} = 2 (moved in: a2), exited {a3} = 1 (moved out: none);
+--    ARR 30 → 0: a5 churned.
+CREATE TABLE crm.moves_arr (id text, at timestamptz, arr numeric);
+INSERT INTO crm.moves_arr VALUES ('a1', '2024-01-01', 100), ('a2', '2024-01-01', 50), ('a4', '2024-01-01', 80),
+    ('a5', '2024-01-01', 30), ('a1', '2024-02-01', 120), ('a2', '2024-02-01', 50), ('a5', '2024-02-01', 0),
+    ('a6', '2024-02-01', 200);
+CREATE TABLE crm.moves (id text PRIMARY KEY);
+INSERT INTO segments.segmentation (name, source, key_column, arr_facts, arr_facts_time, arr_facts_value)
+VALUES ('moves', 'crm.moves', 'id', 'crm.moves_arr', 'at', 'arr');
+INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES ('moves', 'A', 1, 'true'), ('moves', 'B', 2, 'true');
+INSERT INTO segments.membership (segmentation, account_key, segment, valid, exclusive) VALUES
+  ('moves', 'a1', 'A', '[2024-01-01,)', true),
+  ('moves', 'a2', 'A', '[2024-01-01,2024-01-15)', true), ('moves', 'a2', 'B', '[2024-01-15,)', true),
+  ('moves', 'a3', 'B', '[2024-01-10,2024-01-20)', true),
+  ('moves', 'a4', 'A', '[2023-12-01,2024-01-05)', true),
+  ('moves', 'a5', 'B', '[2024-01-01,2024-01-12)', true), ('moves', 'a5', 'A', '[2024-01-12,2024-01-25)', true),
+  ('moves', 'a5', 'B', '[2024-01-25,)', true),
+  ('moves', 'a6', 'A', '[2024-01-20,)', true);
+SELECT segment, accounts, accounts_end, entered, exited, moved_in, moved_out, arr_start, arr_end,
+       round(nrr::numeric, 6) AS nrr, round(170.0 / 230, 6) AS a_nrr_by_hand, round(grr::numeric, 6) AS grr,
+       round(150.0 / 230, 6) AS a_grr_by_hand, paying_accounts, churned
+FROM segments.period_health('moves', '2024-01-01', '2024-02-01') ORDER BY segment;
+-- a period before any history: every count 0, ARR unknown
+SELECT segment, accounts, accounts_end, entered, exited, arr_start, churn_rate
+FROM segments.period_health('moves', '2023-06-01', '2023-07-01') ORDER BY segment;
+DELETE FROM segments.segmentation WHERE name = 'moves';
+
 -- A reader may backfill (as it may refresh) what it can read, but only an editor may replace recorded history.
 CREATE ROLE regress_history_reader IN ROLE segments_reader;
 GRANT USAGE ON SCHEMA crm TO regress_history_reader;
