@@ -151,7 +151,8 @@ DECLARE
 BEGIN
     SELECT * INTO rel FROM pg_class c WHERE c.oid = g.source;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'the relation of segmentation "%" does not exist', g.name USING ERRCODE = '42P01';
+        RAISE EXCEPTION 'the relation of segmentation "%" does not exist', g.name
+            USING ERRCODE = '42P01', HINT = 'point segments.segmentation.source at an existing relation, or delete the segmentation';
     END IF;
     IF NOT has_table_privilege(caller, g.source, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied: role % cannot % segmentation "%": it cannot read %', caller, action, g.name, g.source
@@ -429,6 +430,19 @@ END $$;
 ---------------------------------------------------------------------------------------------------------
 -- Coverage and quality report
 ---------------------------------------------------------------------------------------------------------
+-- The segmentation's source, or 42P01 naming the segmentation when the relation was dropped (the regclass
+-- column then holds a bare OID): for the functions that read the source.
+CREATE FUNCTION segments._source(g segments.segmentation) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.source) THEN
+        RAISE EXCEPTION 'the relation of segmentation "%" does not exist', g.name
+            USING ERRCODE = '42P01', DETAIL = format('relation OID %s was dropped after the segmentation was defined', g.source::oid),
+                  HINT = 'point segments.segmentation.source at an existing relation, or delete the segmentation';
+    END IF;
+    RETURN g.source;
+END $$;
+
 -- Each active segment with itself and each of its ancestors: (segment, ancestor, the ancestor's level, 1 = top,
 -- and its path); the default segment is its own ancestor at level 1.
 CREATE FUNCTION segments._lineage(segmentation text)
@@ -498,7 +512,7 @@ BEGIN
         FROM defs d LEFT JOIN assigned a ON a.seg = d.name LEFT JOIN hits h ON h.seg = d.name
              LEFT JOIN lineage p ON p.segment = d.name AND p.ancestor = d.name
         ORDER BY d.priority NULLS LAST, d.name
-    $q$, g.name, g.source, g.default_segment, coalesce(g.min_segment_size::text, 'NULL'),
+    $q$, g.name, segments._source(g), g.default_segment, coalesce(g.min_segment_size::text, 'NULL'),
          segments._counted_in(g), g.mode);
 END $$;
 COMMENT ON FUNCTION segments.coverage(text) IS
@@ -543,7 +557,7 @@ BEGIN
         FROM defs d CROSS JOIN unnest($1) a(attribute)
         LEFT JOIN per p ON p.segment = d.name AND p.attribute = a.attribute
         ORDER BY d.priority NULLS LAST, d.name, a.attribute
-    $q$, g.name, g.source,
+    $q$, g.name, segments._source(g),
          (SELECT string_agg(format('pg_catalog.num_nonnulls(t.%I) = 1', a), ', ' ORDER BY a) FROM unnest(attributes) a),
          CASE g.mode WHEN 'exclusive' THEN 'NULL::text[]' ELSE format('segments.segments_of(t.*, %L)', g.name) END,
          segments._counted_in(g), g.default_segment, coalesce(g.coverage_target::text, 'NULL::float8'))

@@ -49,7 +49,7 @@ BEGIN
         FROM defs d CROSS JOIN totals LEFT JOIN per p ON p.segment = d.name
         WHERE $1 IS NULL OR d.level IS NULL OR d.level = $1
         ORDER BY d.priority NULLS LAST, d.name
-    $q$, g.name, g.source,
+    $q$, g.name, segments._source(g),
          CASE WHEN g.arr_column IS NULL THEN 'NULL' ELSE format(col, g.arr_column) END,
          CASE WHEN g.arr_start_column IS NULL THEN 'NULL' ELSE format(col, g.arr_start_column) END,
          CASE WHEN g.churned_column IS NULL THEN 'NULL' ELSE format(col, g.churned_column) END,

@@ -80,6 +80,7 @@ DECLARE
     membership_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END;
     unchanged text;
 BEGIN
+    PERFORM segments._source(g);
     PERFORM FROM pg_attribute a
     WHERE a.attrelid = g.source AND a.attname = g.key_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
