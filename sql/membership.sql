@@ -149,10 +149,14 @@ RETURN EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.in
                WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
                  AND i.indpred IS NULL AND a.attname = g.key_column);
 
--- Refreshes take this advisory lock exclusively (a second refresh of the same segmentation waits for the
--- first to commit); tracking triggers take it shared.
-CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN pg_catalog.hashtextextended('pg_segments.membership:' OPERATOR(pg_catalog.||) segmentation, 0);
+-- Refreshes (and backfills) take this advisory lock exclusively, tracking triggers shared. It is the lock of
+-- the segmentation's source, not of the segmentation: a second refresh waits for the first to commit, and
+-- refreshes of several segmentations of one table in one transaction, in any order, hold the one lock a
+-- tracked write of that table waits for, so they cannot deadlock with it.
+CREATE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT hashtextextended('pg_segments.source:' || g.source::oid::text, 0)
+            FROM segments.segmentation g WHERE g.name = _lock_key.segmentation);
 
 -- Comparing every account with its open membership joins two large sets. With no open membership yet (a
 -- first refresh) a hash join costs nothing; after that a merge join of the two key-sorted streams beats

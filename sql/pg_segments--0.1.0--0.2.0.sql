@@ -520,8 +520,10 @@ RETURN EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.in
                WHERE i.indrelid = g.source AND i.indisunique AND i.indimmediate AND i.indnkeyatts = 1
                  AND i.indpred IS NULL AND a.attname = g.key_column);
 
-CREATE OR REPLACE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN pg_catalog.hashtextextended('pg_segments.membership:' OPERATOR(pg_catalog.||) segmentation, 0);
+CREATE OR REPLACE FUNCTION segments._lock_key(segmentation text) RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT hashtextextended('pg_segments.source:' || g.source::oid::text, 0)
+            FROM segments.segmentation g WHERE g.name = _lock_key.segmentation);
 
 CREATE OR REPLACE FUNCTION segments.segment_at(segmentation text, account_key text, at timestamptz DEFAULT now()) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$

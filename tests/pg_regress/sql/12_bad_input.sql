@@ -74,7 +74,7 @@ DROP SCHEMA probe CASCADE;
 CREATE TABLE public.doomed (id int PRIMARY KEY, x int);
 INSERT INTO public.doomed VALUES (1, 5);
 INSERT INTO segments.segmentation (name, source, key_column) VALUES ('doomed', 'public.doomed', 'id');
-INSERT INTO segments.segment (segmentation, name, rule) VALUES ('doomed', 'big', '{"attr": "x", "op": ">", "value": 3}');
+INSERT INTO segments.segment (segmentation, name, rule) VALUES ('doomed', 'large', '{"attr": "x", "op": ">", "value": 3}');
 SELECT entered FROM segments.refresh('doomed');
 DROP TABLE public.doomed;
 SELECT sqlstate, message, hint FROM error_of($$SELECT segments.refresh('doomed')$$);
@@ -82,6 +82,6 @@ SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.health('doomed')
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.coverage('doomed')$$);
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.data_coverage('doomed')$$);
 SELECT sqlstate, message FROM error_of($$SELECT segments.to_sql('doomed')$$);
-SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.preview('doomed', 'big', 'true')$$);
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.preview('doomed', 'large', 'true')$$);
 SELECT segments.segment_at('doomed', '1') AS still_recorded;
 DELETE FROM segments.segmentation WHERE name = 'doomed';
