@@ -85,3 +85,14 @@ SELECT sqlstate, message FROM error_of($$SELECT segments.to_sql('doomed')$$);
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.preview('doomed', 'large', 'true')$$);
 SELECT segments.segment_at('doomed', '1') AS still_recorded;
 DELETE FROM segments.segmentation WHERE name = 'doomed';
+
+-- Long loops check for interrupts: statement_timeout stops a k-means that would run for minutes within a second
+-- of the timeout (300,000 points, k = 20, ten starts).
+CREATE TABLE public.many_points AS
+SELECT i AS id, sin(i) AS a, cos(i * 1.3) AS b, sin(i * 0.7) AS c, cos(i * 2.1) AS d FROM generate_series(1, 300000) i;
+SET statement_timeout = '200ms';
+SELECT clock_timestamp() AS started \gset
+SELECT count(*) FROM segments.kmeans('public.many_points', ARRAY['a', 'b', 'c', 'd'], 20, n_init => 10);
+RESET statement_timeout;
+SELECT clock_timestamp() - :'started'::timestamptz < interval '1.5 seconds' AS stopped_within_a_second;
+DROP TABLE public.many_points;
