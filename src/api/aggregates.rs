@@ -105,12 +105,14 @@ unsafe fn nps_step(fcinfo: pg_sys::FunctionCallInfo, len: usize, sign: f64) -> p
 unsafe fn score_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
     unsafe {
         let d = arg(fcinfo, i)?;
-        Some(match pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) {
-            pg_sys::INT2OID => d.value() as i16 as i64,
-            pg_sys::INT8OID => d.value() as i64,
-            pg_sys::NUMERICOID => metrics::whole_score(numeric_to_f64(d)).or_raise(),
-            _ => d.value() as i32 as i64,
-        })
+        Some(
+            match pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) {
+                pg_sys::INT2OID => d.value() as i16 as i64,
+                pg_sys::INT8OID => d.value() as i64,
+                pg_sys::NUMERICOID => metrics::whole_score(numeric_to_f64(d)).or_raise(),
+                _ => d.value() as i32 as i64,
+            },
+        )
     }
 }
 
@@ -409,7 +411,14 @@ c_function!(pg_finfo__separation_final, _separation_final, |fcinfo| {
 unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
     unsafe {
         let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
-        pg_sys::construct_array(zeros.as_ptr() as *mut _, len as i32, pg_sys::FLOAT8OID, 8, true, b'd' as _)
+        pg_sys::construct_array(
+            zeros.as_ptr() as *mut _,
+            len as i32,
+            pg_sys::FLOAT8OID,
+            8,
+            true,
+            b'd' as _,
+        )
     }
 }
 
@@ -419,7 +428,10 @@ unsafe fn float8_elements<'a>(arr: *mut pg_sys::ArrayType) -> Option<&'a mut [f6
         let ok = (*arr).ndim == 1 && (*arr).dataoffset == 0 && (*arr).elemtype == pg_sys::FLOAT8OID;
         ok.then(|| {
             let len = *(arr as *const u8).add(16).cast::<i32>() as usize;
-            std::slice::from_raw_parts_mut((arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>(), len)
+            std::slice::from_raw_parts_mut(
+                (arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>(),
+                len,
+            )
         })
     }
 }
@@ -478,7 +490,10 @@ unsafe fn fractions_arg(fcinfo: pg_sys::FunctionCallInfo) -> Vec<f64> {
                 ),
             }
         };
-        fractions.into_iter().map(|f| metrics::check_fraction(f).or_raise()).collect()
+        fractions
+            .into_iter()
+            .map(|f| metrics::check_fraction(f).or_raise())
+            .collect()
     }
 }
 
@@ -486,13 +501,17 @@ unsafe fn fractions_arg(fcinfo: pg_sys::FunctionCallInfo) -> Vec<f64> {
 unsafe fn instant_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
     unsafe {
         let d = arg(fcinfo, i)?;
-        let (us, infinite) = if pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) == pg_sys::DATEOID {
-            let days = d.value() as i32;
-            (days as i64 * 86_400_000_000, days == i32::MIN || days == i32::MAX)
-        } else {
-            let us = d.value() as i64;
-            (us, us == i64::MIN || us == i64::MAX)
-        };
+        let (us, infinite) =
+            if pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) == pg_sys::DATEOID {
+                let days = d.value() as i32;
+                (
+                    days as i64 * 86_400_000_000,
+                    days == i32::MIN || days == i32::MAX,
+                )
+            } else {
+                let us = d.value() as i64;
+                (us, us == i64::MIN || us == i64::MAX)
+            };
         if infinite {
             raise_with(
                 PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
@@ -611,23 +630,28 @@ c_function!(pg_finfo__durations_final, _durations_final, |fcinfo| {
     }
 });
 
-c_function!(pg_finfo__durations_final_array, _durations_final_array, |fcinfo| {
-    match durations_percentiles(fcinfo) {
-        Some(p) => {
-            let items: Vec<pg_sys::Datum> = p.into_iter().map(|us| interval_datum(us)).collect();
-            let size = std::mem::size_of::<pg_sys::Interval>() as i32;
-            pg_sys::Datum::from(pg_sys::construct_array(
-                items.as_ptr() as *mut _,
-                items.len() as i32,
-                pg_sys::INTERVALOID,
-                size,
-                false,
-                b'd' as _,
-            ))
-        }
-        None => {
-            (*fcinfo).isnull = true;
-            pg_sys::Datum::from(0)
+c_function!(
+    pg_finfo__durations_final_array,
+    _durations_final_array,
+    |fcinfo| {
+        match durations_percentiles(fcinfo) {
+            Some(p) => {
+                let items: Vec<pg_sys::Datum> =
+                    p.into_iter().map(|us| interval_datum(us)).collect();
+                let size = std::mem::size_of::<pg_sys::Interval>() as i32;
+                pg_sys::Datum::from(pg_sys::construct_array(
+                    items.as_ptr() as *mut _,
+                    items.len() as i32,
+                    pg_sys::INTERVALOID,
+                    size,
+                    false,
+                    b'd' as _,
+                ))
+            }
+            None => {
+                (*fcinfo).isnull = true;
+                pg_sys::Datum::from(0)
+            }
         }
     }
-});
+);

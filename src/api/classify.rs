@@ -268,7 +268,11 @@ c_function!(pg_finfo_segment_path, segment_path, |fcinfo| {
 /// Every matching segment's name, as a text[] datum.
 fn match_names(site: &CallSite, row: &RowView) -> Option<pg_sys::Datum> {
     let rs = &site.ruleset;
-    let names: Vec<String> = rs.matches(row).iter().map(|&i| rs.segments[i].name.clone()).collect();
+    let names: Vec<String> = rs
+        .matches(row)
+        .iter()
+        .map(|&i| rs.segments[i].name.clone())
+        .collect();
     names.into_datum()
 }
 

@@ -156,8 +156,11 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
             CStr::from_ptr(pg_sys::quote_identifier(into.as_ptr())).to_string_lossy()
         );
         // only for what the caller may read itself (and only the extension's functions may call this at all)
-        if pg_sys::pg_class_aclcheck(relation, pg_sys::GetOuterUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode)
-            != pg_sys::AclResult::ACLCHECK_OK
+        if pg_sys::pg_class_aclcheck(
+            relation,
+            pg_sys::GetOuterUserId(),
+            pg_sys::ACL_SELECT as pg_sys::AclMode,
+        ) != pg_sys::AclResult::ACLCHECK_OK
         {
             super::raise_with(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -172,7 +175,12 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
             |d| d.map(|d| String::from_datum(d, false).unwrap_or_default()),
         )
         .unwrap_or_default();
-        let owner_oid = pg_sys::get_role_oid(std::ffi::CString::new(owner.as_str()).unwrap_or_default().as_ptr(), false);
+        let owner_oid = pg_sys::get_role_oid(
+            std::ffi::CString::new(owner.as_str())
+                .unwrap_or_default()
+                .as_ptr(),
+            false,
+        );
         // the empty copy is made from the catalog, not from a query: planning one could run the view's
         // immutable functions here, as the extension's owner
         let columns: String = read_first(
@@ -182,7 +190,9 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
             |d| d.map(|d| String::from_datum(d, false).unwrap_or_default()),
         )
         .unwrap_or_default();
-        run(&format!("CREATE TEMP TABLE {target} ({columns}) ON COMMIT DROP"));
+        run(&format!(
+            "CREATE TEMP TABLE {target} ({columns}) ON COMMIT DROP"
+        ));
         run(&format!("GRANT INSERT ON {target} TO {owner}"));
         let mut user = pg_sys::Oid::INVALID;
         let mut context = 0;
@@ -190,7 +200,9 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
         let _restore = Restore { user, context };
         pg_sys::SetUserIdAndSecContext(
             owner_oid,
-            context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+            context
+                | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION)
+                    as i32,
         );
         run(&format!("INSERT INTO {target} SELECT * FROM {source}"));
     }
