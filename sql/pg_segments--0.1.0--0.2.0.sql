@@ -973,14 +973,19 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     END
 $$;
 
+-- One period and segment: the row of segments.period_health() and segments.health_series().
+CREATE TYPE segments.period_health AS (
+    period_start timestamptz, period_end timestamptz, segment text, parent text, level integer,
+    accounts bigint, accounts_end bigint, entered bigint, exited bigint, moved_in bigint, moved_out bigint,
+    account_share float8, arr_start numeric, arr_end numeric, arr_share float8, arr_growth float8,
+    nrr float8, grr float8, paying_accounts bigint, churned bigint, churn_rate float8,
+    churn_lower float8, churn_upper float8, avg_acv float8, median_acv float8, nps_responses bigint,
+    nps numeric, nps_lower float8, nps_upper float8, clv float8, small_sample boolean);
+COMMENT ON TYPE segments.period_health IS 'Health of one segment in one period, for the cohort it held at the period''s start';
+
 -- Period metrics for periods [starts[i], ends[i]): the one query behind period_health and health_series.
 CREATE FUNCTION segments._health_periods(segmentation text, starts timestamptz[], ends timestamptz[])
-RETURNS TABLE (period_start timestamptz, period_end timestamptz, segment text, parent text, level integer,
-               accounts bigint, accounts_end bigint, entered bigint, exited bigint, moved_in bigint, moved_out bigint,
-               account_share float8, arr_start numeric, arr_end numeric, arr_share float8, arr_growth float8,
-               nrr float8, grr float8, paying_accounts bigint, churned bigint, churn_rate float8,
-               churn_lower float8, churn_upper float8, avg_acv float8, median_acv float8, nps_responses bigint,
-               nps numeric, nps_lower float8, nps_upper float8, clv float8, small_sample boolean)
+RETURNS SETOF segments.period_health
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 -- the planner underestimates how many memberships overlap a period (a range join) and would sort them for
 -- merge joins; hash joins are what these set sizes want
@@ -1113,12 +1118,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segments.period_health(segmentation text, from_time timestamptz, to_time timestamptz)
-RETURNS TABLE (period_start timestamptz, period_end timestamptz, segment text, parent text, level integer,
-               accounts bigint, accounts_end bigint, entered bigint, exited bigint, moved_in bigint, moved_out bigint,
-               account_share float8, arr_start numeric, arr_end numeric, arr_share float8, arr_growth float8,
-               nrr float8, grr float8, paying_accounts bigint, churned bigint, churn_rate float8,
-               churn_lower float8, churn_upper float8, avg_acv float8, median_acv float8, nps_responses bigint,
-               nps numeric, nps_lower float8, nps_upper float8, clv float8, small_sample boolean)
+RETURNS SETOF segments.period_health
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM segments._check_period(from_time, to_time);
@@ -1131,12 +1131,7 @@ COMMENT ON FUNCTION segments.period_health(text, timestamptz, timestamptz) IS
 
 CREATE FUNCTION segments.health_series(segmentation text, from_time timestamptz, to_time timestamptz,
                                        step interval DEFAULT '1 month')
-RETURNS TABLE (period_start timestamptz, period_end timestamptz, segment text, parent text, level integer,
-               accounts bigint, accounts_end bigint, entered bigint, exited bigint, moved_in bigint, moved_out bigint,
-               account_share float8, arr_start numeric, arr_end numeric, arr_share float8, arr_growth float8,
-               nrr float8, grr float8, paying_accounts bigint, churned bigint, churn_rate float8,
-               churn_lower float8, churn_upper float8, avg_acv float8, median_acv float8, nps_responses bigint,
-               nps numeric, nps_lower float8, nps_upper float8, clv float8, small_sample boolean)
+RETURNS SETOF segments.period_health
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT h.* FROM segments._series_periods(health_series.from_time, health_series.to_time, health_series.step) s,
                     segments._health_periods(health_series.segmentation, s.starts, s.ends) h
@@ -1454,6 +1449,17 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     ('valid_to', 'When the account left the segment (NULL: still a member)'),
     ('is_current', 'Whether the account is in the segment now')
 $$;
+
+-- the columns of the period type carry the same descriptions
+DO $$
+DECLARE col record;
+BEGIN
+    FOR col IN SELECT a.attname, d.description FROM pg_attribute a
+               JOIN segments._column_docs() d ON d.column_name = a.attname
+               WHERE a.attrelid = 'segments.period_health'::regclass AND a.attnum > 0 LOOP
+        EXECUTE format('COMMENT ON COLUMN segments.period_health.%I IS %L', col.attname, col.description);
+    END LOOP;
+END $$;
 
 -- Creates (or replaces) the views a dashboard reads for one segmentation, in schema `into_schema`:
 -- <name>_health (now), <name>_health_monthly (the last `months` full months) and <name>_membership
