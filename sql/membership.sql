@@ -192,13 +192,9 @@ BEGIN
         PERFORM set_config('enable_mergejoin', 'off', true);
     END IF;
     -- A view or foreign table runs code when read (the view's functions, the user mapping): it is read as its
-    -- owner (see _copy_as_owner), into a temporary copy the synchronising statement reads, never as ours.
+    -- owner, into a temporary copy the synchronising statement reads, never as ours (see _read_as_owner).
     reading := g;
-    IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p', 'm') THEN
-        IF to_regclass('pg_temp._segments_source') IS NOT NULL THEN DROP TABLE pg_temp._segments_source; END IF;
-        PERFORM segments._copy_as_owner(g.source, '_segments_source');
-        reading.source := 'pg_temp._segments_source'::regclass;
-    END IF;
+    reading.source := segments._read_as_owner(g.source, '_segments_source');
     statement := segments._sync_sql(reading, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
     -- One membership per account needs one source row per key. A unique index on the key column settles it;
     -- without one, look (a duplicate agreeing with its account's membership would otherwise pass unseen).
@@ -444,7 +440,7 @@ DECLARE
     evaluate text;
     relative_time boolean;
     null_time boolean;
-    reading regclass := snapshots;  -- where the snapshots are read: a view is copied first
+    reading regclass;  -- where the snapshots are read: a view is copied first
 BEGIN
     IF snapshots IS NULL OR snapshot_column IS NULL THEN
         RAISE EXCEPTION 'backfill needs the snapshots relation and its time column' USING ERRCODE = '22004';
@@ -475,11 +471,7 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(segments._lock_key(g.name));
     -- a view of snapshots is read as its owner (see refresh)
-    IF (SELECT relkind FROM pg_class WHERE oid = snapshots) NOT IN ('r', 'p', 'm') THEN
-        IF to_regclass('pg_temp._backfill_source') IS NOT NULL THEN DROP TABLE pg_temp._backfill_source; END IF;
-        PERFORM segments._copy_as_owner(snapshots, '_backfill_source');
-        reading := 'pg_temp._backfill_source'::regclass;
-    END IF;
+    reading := segments._read_as_owner(snapshots, '_backfill_source');
 
     -- an earlier call of this transaction that failed may have left its work tables behind
     IF to_regclass('pg_temp._backfill_times') IS NOT NULL THEN DROP TABLE pg_temp._backfill_times; END IF;

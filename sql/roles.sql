@@ -19,4 +19,4 @@ GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segme
 -- membership is written by the extension's SECURITY DEFINER functions only
 -- the audit log is written by its SECURITY DEFINER trigger only
 -- reads a relation as its owner on behalf of refresh and backfill: theirs alone
-REVOKE ALL ON FUNCTION segments._copy_as_owner(oid, text) FROM PUBLIC, segments_reader;
+REVOKE ALL ON FUNCTION segments._read_as_owner(oid, text) FROM PUBLIC, segments_reader;

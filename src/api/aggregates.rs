@@ -35,23 +35,13 @@ unsafe fn state_mut<'a>(
     unsafe {
         let nd = (*fcinfo).args.as_slice(arg + 1)[arg];
         let arr = if nd.isnull {
-            let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
             let mut cx = std::ptr::null_mut();
             let target = if pg_sys::AggCheckCallContext(fcinfo, &mut cx) != 0 {
                 cx
             } else {
                 pg_sys::CurrentMemoryContext
             };
-            PgMemoryContexts::For(target).switch_to(|_| {
-                pg_sys::construct_array(
-                    zeros.as_ptr() as *mut _,
-                    len as i32,
-                    pg_sys::FLOAT8OID,
-                    8,
-                    true,
-                    b'd' as _,
-                )
-            })
+            PgMemoryContexts::For(target).switch_to(|_| zero_array(len))
         } else {
             let mut v = nd.value.cast_mut_ptr::<pg_sys::varlena>();
             if !pgrx::varlena::varatt_is_4b_u(v) || !in_aggregate(fcinfo) {
@@ -60,23 +50,44 @@ unsafe fn state_mut<'a>(
             }
             v as *mut pg_sys::ArrayType
         };
-        let ok = (*arr).ndim == 1
-            && (*arr).dataoffset == 0
-            && (*arr).elemtype == pg_sys::FLOAT8OID
-            && *(arr as *const u8).add(16).cast::<i32>() as usize == len;
-        if !ok {
-            raise_with(
+        match float8_elements(arr) {
+            Some(state) if state.len() == len => (state, pg_sys::Datum::from(arr)),
+            _ => raise_with(
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
                 format!("aggregate state is not a float8[{len}] without NULLs"),
                 None,
                 Some("the state functions are internal to pg_segments' aggregates".into()),
-            );
+            ),
         }
-        let data = (arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>();
-        (
-            std::slice::from_raw_parts_mut(data, len),
-            pg_sys::Datum::from(arr),
+    }
+}
+
+/// A float8[] of `len` zeros in the current memory context.
+unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
+    unsafe {
+        let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
+        pg_sys::construct_array(
+            zeros.as_ptr() as *mut _,
+            len as i32,
+            pg_sys::FLOAT8OID,
+            8,
+            true,
+            b'd' as _,
         )
+    }
+}
+
+/// The elements of a float8[] without NULLs, or None for anything else.
+unsafe fn float8_elements<'a>(arr: *mut pg_sys::ArrayType) -> Option<&'a mut [f64]> {
+    unsafe {
+        let ok = (*arr).ndim == 1 && (*arr).dataoffset == 0 && (*arr).elemtype == pg_sys::FLOAT8OID;
+        ok.then(|| {
+            let len = *(arr as *const u8).add(16).cast::<i32>() as usize;
+            std::slice::from_raw_parts_mut(
+                (arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>(),
+                len,
+            )
+        })
     }
 }
 
@@ -406,35 +417,6 @@ c_function!(pg_finfo__separation_final, _separation_final, |fcinfo| {
 // spare room that lets the array grow by doubling. A float8[] rather than `internal`, so parallel workers
 // (and Citus) hand partial states on as ordinary values.
 // ---------------------------------------------------------------------------------------------------------
-
-/// A float8[] of `len` zeros in the current memory context (the aggregate copies a new state into its own).
-unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
-    unsafe {
-        let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
-        pg_sys::construct_array(
-            zeros.as_ptr() as *mut _,
-            len as i32,
-            pg_sys::FLOAT8OID,
-            8,
-            true,
-            b'd' as _,
-        )
-    }
-}
-
-/// The elements of a float8[] without NULLs, or None for anything else.
-unsafe fn float8_elements<'a>(arr: *mut pg_sys::ArrayType) -> Option<&'a mut [f64]> {
-    unsafe {
-        let ok = (*arr).ndim == 1 && (*arr).dataoffset == 0 && (*arr).elemtype == pg_sys::FLOAT8OID;
-        ok.then(|| {
-            let len = *(arr as *const u8).add(16).cast::<i32>() as usize;
-            std::slice::from_raw_parts_mut(
-                (arr as *mut u8).add(ARRAY_DATA_OFFSET).cast::<f64>(),
-                len,
-            )
-        })
-    }
-}
 
 fn not_a_durations_state() -> ! {
     raise(crate::error::SegError::invalid_argument(

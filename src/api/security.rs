@@ -125,15 +125,20 @@ fn run(sql: &str) {
     })
 }
 
-/// Copies a view or foreign table into the temporary table `pg_temp.<into>`, reading it as the relation's
-/// owner, as PostgreSQL runs a materialized view's query as its owner: the view's functions (and a foreign
+/// The relation a SECURITY DEFINER function (refresh, backfill) may read for the caller: a table, partitioned
+/// table or materialized view itself (reading one runs no code); a view or foreign table copied into the
+/// temporary table `pg_temp.<copy_name>`, read as the relation's owner, as PostgreSQL runs a materialized
+/// view's query as its owner: the view's functions (and a foreign
 /// table's user mapping) run with the rights of the role that wrote them, inside a security-restricted
 /// operation, never with the extension owner's — whoever calls the extension's SECURITY DEFINER function
 /// (refresh, backfill), a superuser's scheduled job included. The caller's own right to read the relation is
 /// checked before (segments._check_caller_reads_all). The copy is data only, which the function then reads.
-#[pg_extern(volatile, parallel_unsafe, name = "_copy_as_owner")]
-fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
+#[pg_extern(volatile, parallel_unsafe, name = "_read_as_owner")]
+fn read_as_owner(relation: pg_sys::Oid, copy_name: &str) -> pg_sys::Oid {
     unsafe {
+        if matches!(pg_sys::get_rel_relkind(relation) as u8, b'r' | b'p' | b'm') {
+            return relation;
+        }
         let relname = pg_sys::get_rel_name(relation);
         if relname.is_null() {
             super::raise_with(
@@ -150,7 +155,7 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
         .to_string_lossy()
         .into_owned();
         // quote_identifier may hand back its argument itself: the CString must outlive `target`
-        let into = std::ffi::CString::new(into).unwrap_or_default();
+        let into = std::ffi::CString::new(copy_name).unwrap_or_default();
         let target = format!(
             "pg_temp.{}",
             CStr::from_ptr(pg_sys::quote_identifier(into.as_ptr())).to_string_lossy()
@@ -190,6 +195,17 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
             |d| d.map(|d| String::from_datum(d, false).unwrap_or_default()),
         )
         .unwrap_or_default();
+        // a copy left by an earlier call in this transaction is replaced
+        let oid_of = |name: &str| {
+            read_first(
+                c"SELECT pg_catalog.to_regclass($1)::pg_catalog.oid::pg_catalog.text",
+                &[Some(name)],
+                |d| d.and_then(|d| String::from_datum(d, false)),
+            )
+        };
+        if oid_of(&target).is_some() {
+            run(&format!("DROP TABLE {target}"));
+        }
         run(&format!(
             "CREATE TEMP TABLE {target} ({columns}) ON COMMIT DROP"
         ));
@@ -205,5 +221,10 @@ fn copy_as_owner(relation: pg_sys::Oid, into: &str) {
                     as i32,
         );
         run(&format!("INSERT INTO {target} SELECT * FROM {source}"));
+        drop(_restore);
+        let copy = oid_of(&target)
+            .and_then(|o| o.parse::<u32>().ok())
+            .unwrap_or_default();
+        pg_sys::Oid::from(copy)
     }
 }

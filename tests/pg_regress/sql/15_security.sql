@@ -219,7 +219,7 @@ INSERT INTO segments.segmentation (name, source, key_column) VALUES ('eve_view',
 INSERT INTO segments.segment (segmentation, name, rule) VALUES ('eve_view', 'high', '{"attr": "score", "op": ">", "value": 3}');
 SELECT entered FROM segments.refresh('eve_view');
 SELECT snapshot_times, accounts FROM segments.backfill('eve_view', 'eve.scored', 'taken_at', overwrite => true);
-SELECT sqlstate FROM error_of($$SELECT segments._copy_as_owner('eve.scored'::regclass, 'x')$$);
+SELECT sqlstate FROM error_of($$SELECT segments._read_as_owner('eve.scored'::regclass, 'x')$$);
 RESET ROLE;
 SELECT entered, unchanged FROM segments.refresh('eve_view');
 SELECT who, count(*) AS calls FROM public.sec_ran_as GROUP BY 1;
