@@ -133,7 +133,7 @@ impl SegError {
                 Some(hint.clone()).filter(|h| !h.is_empty())
             }
             SegError::InvalidRegex { .. } => {
-                Some("patterns use Rust regex syntax (POSIX classes, no backreferences)".into())
+                Some("patterns use the syntax PostgreSQL and Rust read alike: characters, . ^ $, [...] with ranges and [:alpha:]-style classes, \\d \\s \\w (ASCII) and their negations, (...) and (?:...), |, * + ? {m,n} (lazy with ?), a backslash before punctuation".into())
             }
             SegError::FitFailed { .. } => None,
         }

@@ -39,3 +39,6 @@ sed -E 's/^ +//; s/ +/,/g' "$datasets/CDNOW_sample.txt" | cut -d, -f2- |
   psql -d "$db" -c "\copy cdnow.orders FROM STDIN CSV"
 psql -d "$db" -c "\copy cdnow.summary FROM '$datasets/cdnow_customers_summary.csv' CSV HEADER"
 psql -d "$db" -c "\copy cdnow.summary_spend FROM '$datasets/cdnow_customers_summary_with_transactions.csv' CSV HEADER"
+
+# The SQL fuzzer and differential tester (tests/fuzz/fuzz.sql; run by 17_differential and bin/fuzz)
+psql -d "$db" -f "$ROOT/tests/fuzz/fuzz.sql"

@@ -1,6 +1,7 @@
 //! Reading rows of any relation, view or subquery in place: a composite datum is stored in a cached slot
 //! and deformed only up to the last column a rule needs, as the executor does for a hand-written CASE.
 
+use crate::rules::number::Numeric;
 use crate::rules::time::USECS_PER_DAY;
 use crate::rules::{Cell, ColumnType, Columns, Row};
 use pgrx::pg_sys;
@@ -440,7 +441,7 @@ impl Row for RowView<'_> {
                 Kind::Int8 => Cell::Int(d.value() as i64),
                 Kind::Float4 => Cell::Float(f32::from_bits(d.value() as u32) as f64),
                 Kind::Float8 => Cell::Float(f64::from_bits(d.value() as u64)),
-                Kind::Numeric => Cell::Float(numeric_to_f64(d)),
+                Kind::Numeric => Cell::Numeric(numeric_parts(d)),
                 Kind::Text => Cell::Text(text_str(d, false, self.reader.utf8)),
                 Kind::Bpchar => Cell::Text(text_str(d, true, self.reader.utf8)),
                 Kind::Name => Cell::Text(
@@ -448,18 +449,71 @@ impl Row for RowView<'_> {
                         .to_str()
                         .unwrap_or(""),
                 ),
-                Kind::Date => {
-                    let days = d.value() as i32;
-                    Cell::Time(match days {
-                        i32::MIN => i64::MIN,
-                        i32::MAX => i64::MAX,
-                        _ => days as i64 * USECS_PER_DAY,
-                    })
-                }
+                Kind::Date => Cell::Time(date_as_timestamp(d.value() as i32)),
                 Kind::Timestamp => Cell::Time(d.value() as i64),
                 Kind::Other => Cell::Opaque,
             }
         }
+    }
+
+    fn float(&self, col: usize) -> Option<f64> {
+        match self.cell(col) {
+            Cell::Int(i) => Some(i as f64),
+            Cell::Float(f) => Some(f),
+            // as `::float8` converts it (an error beyond double's range, as in the SQL text)
+            Cell::Numeric(_) => Some(unsafe { numeric_to_f64(self.reader.values[col].get()) }),
+            _ => None,
+        }
+    }
+}
+
+/// A date as the timestamp of its midnight, as PostgreSQL compares a date with a timestamp: dates after
+/// the last timestamp (294276 AD; dates go on to 5874897 AD) count as infinity, like 'infinity' itself.
+fn date_as_timestamp(days: i32) -> i64 {
+    // days from 2000-01-01 to 294277-01-01, the end of the timestamp range
+    const TIMESTAMP_END_DAYS: i64 = 109_203_528 - 2_451_545;
+    match days {
+        i32::MIN => i64::MIN,
+        _ if days as i64 >= TIMESTAMP_END_DAYS => i64::MAX,
+        _ => days as i64 * USECS_PER_DAY,
+    }
+}
+
+/// A numeric datum's sign, weight and base-10000 digits, borrowed from the datum.
+///
+/// # Safety
+/// `d` must be a non-null numeric datum that outlives the result.
+pub unsafe fn numeric_parts<'a>(d: pg_sys::Datum) -> Numeric<'a> {
+    let body = unsafe { varlena_bytes(d) };
+    let word = |i: usize| u16::from_ne_bytes([body[i], body[i + 1]]);
+    let header = if body.len() >= 2 { word(0) } else { 0xC000 };
+    let (negative, weight, start) = match header & 0xC000 {
+        // special values: NaN, +Infinity, -Infinity (NUMERIC_EXT_SIGNMASK)
+        0xC000 => {
+            return match header & 0xF000 {
+                0xD000 => Numeric::Infinity,
+                0xF000 => Numeric::NegInfinity,
+                _ => Numeric::NaN,
+            }
+        }
+        0x8000 => {
+            // short format: sign and weight packed into the header word
+            let w = (header & 0x003F) as i32;
+            let w = if header & 0x0040 != 0 { w - 64 } else { w };
+            (header & 0x2000 != 0, w, 2)
+        }
+        sign if body.len() >= 4 => (
+            sign == 0x4000,
+            i16::from_ne_bytes(word(2).to_ne_bytes()) as i32,
+            4,
+        ),
+        _ => return Numeric::NaN,
+    };
+    let digits = &body[start..];
+    Numeric::Finite {
+        negative,
+        weight,
+        digits: &digits[..digits.len() / 2 * 2],
     }
 }
 
@@ -471,43 +525,25 @@ pub unsafe fn numeric_to_f64(d: pg_sys::Datum) -> f64 {
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
-    let fast = unsafe {
-        let body = varlena_bytes(d);
-        let len = body.len();
-        let word = |i: usize| u16::from_ne_bytes([body[i], body[i + 1]]);
-        let header = if len >= 2 { word(0) } else { 0xC000 };
-        let (negative, weight, start) = match header & 0xC000 {
-            0xC000 => (false, 0, usize::MAX), // NaN or infinity
-            0x8000 => {
-                // short format: sign and weight packed into the header word
-                let w = (header & 0x003F) as i32;
-                let w = if header & 0x0040 != 0 { w - 64 } else { w };
-                (header & 0x2000 != 0, w, 2)
-            }
-            sign => (
-                sign == 0x4000,
-                i16::from_ne_bytes(word(2).to_ne_bytes()) as i32,
-                4,
-            ),
-        };
-        if start == usize::MAX || len < start {
-            None
-        } else {
-            let ndigits = (len - start) / 2;
-            let mut mantissa: u64 = 0;
-            let mut ok = ndigits <= 4;
-            for i in 0..ndigits.min(4) {
-                mantissa = mantissa * 10_000 + word(start + 2 * i) as u64;
-            }
-            ok &= mantissa < (1u64 << 53);
+    let fast = match unsafe { numeric_parts(d) } {
+        Numeric::Finite {
+            negative,
+            weight,
+            digits,
+        } if digits.len() <= 8 => {
+            let ndigits = digits.len() / 2;
+            let mantissa = digits.chunks_exact(2).fold(0u64, |m, p| {
+                m * 10_000 + u16::from_ne_bytes([p[0], p[1]]) as u64
+            });
             let exp10 = 4 * (weight - (ndigits as i32 - 1));
-            match (ok, exp10) {
+            match (mantissa < (1u64 << 53), exp10) {
                 (true, 0..=22) => Some(mantissa as f64 * POW10[exp10 as usize]),
                 (true, -22..=-1) => Some(mantissa as f64 / POW10[(-exp10) as usize]),
                 _ => None,
             }
             .map(|x| if negative { -x } else { x })
         }
+        _ => None,
     };
     fast.unwrap_or_else(|| unsafe {
         pgrx::direct_function_call::<f64>(pg_sys::numeric_float8, &[Some(d)]).unwrap_or(f64::NAN)

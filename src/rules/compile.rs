@@ -2,9 +2,11 @@
 //! allocating. Also the evaluator's two other faces: `explain` (the values compared) and validation errors.
 
 use super::ast::{Cond, Nearest, Op, Rule, OPERATORS};
+use super::number::{numeric_text, Number, Numeric};
+use super::pattern;
 use super::time::{format_timestamp, minus_interval, parse_interval, parse_timestamp};
 use crate::error::{Result, SegError};
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde_json::{json, Value};
 use std::cmp::Ordering;
 
@@ -13,7 +15,7 @@ use std::cmp::Ordering;
 pub enum ColumnType {
     Bool,
     Int,
-    /// float4, float8 and numeric (compared as double precision)
+    /// float4, float8 and numeric (see `number` for how each compares)
     Float,
     Text,
     Date,
@@ -62,6 +64,7 @@ pub enum Cell<'a> {
     Bool(bool),
     Int(i64),
     Float(f64),
+    Numeric(Numeric<'a>),
     Text(&'a str),
     /// microseconds since 2000-01-01 (dates at midnight)
     Time(i64),
@@ -71,14 +74,24 @@ pub enum Cell<'a> {
 
 pub trait Row {
     fn cell(&self, col: usize) -> Cell<'_>;
+
+    /// A number column as double precision (k-means distances), None for NULL; a row whose numerics can be
+    /// converted more cheaply than through their text overrides it.
+    fn float(&self, col: usize) -> Option<f64> {
+        match self.cell(col) {
+            Cell::Int(i) => Some(i as f64),
+            Cell::Float(f) => Some(f),
+            Cell::Numeric(n) => numeric_text(&n).parse().ok(),
+            _ => None,
+        }
+    }
 }
 
 /// A rule constant, converted once to the column's representation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
     Bool(bool),
-    /// the number as f64, and exactly when it is a whole number that fits i64
-    Num(f64, Option<i64>),
+    Num(Number),
     Text(String),
     Time(i64),
 }
@@ -94,7 +107,8 @@ pub enum Check {
     Contains(String),
     StartsWith(String),
     EndsWith(String),
-    Matches(Regex),
+    /// the pattern as PostgreSQL reads it, and as compiled for Rust (see `pattern`)
+    Matches(String, Regex),
     /// `within`: at or after the cutoff
     NotBefore(i64),
     /// `older_than`: strictly before the cutoff
@@ -253,19 +267,26 @@ fn compile_cond(c: &Cond, columns: &dyn Columns, now: i64) -> Result<Test> {
         Op::Matches => {
             let pattern =
                 text().ok_or_else(|| mismatch("needs a text column and a pattern string"))?;
-            Check::Matches(Regex::new(&pattern).map_err(|e| {
-                SegError::InvalidRegex {
-                    path: vpath.clone(),
+            let invalid = |message: String| SegError::InvalidRegex {
+                path: vpath.clone(),
+                message,
+            };
+            let rust = pattern::translate(&pattern).map_err(invalid)?;
+            let regex = RegexBuilder::new(&rust)
+                .dot_matches_new_line(true)
+                .build()
+                .map_err(|e| {
                     // the crate's message spans lines; its last line says what is wrong
-                    message: e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim_start_matches("error: ")
-                        .to_string(),
-                }
-            })?)
+                    invalid(
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim_start_matches("error: ")
+                            .to_string(),
+                    )
+                })?;
+            Check::Matches(pattern, regex)
         }
         Op::Within | Op::OlderThan => {
             if !ty.is_time() {
@@ -326,7 +347,7 @@ fn scalar_for(v: &Value, ty: &ColumnType, path: &str) -> Option<Scalar> {
     match (ty, v) {
         (ColumnType::Bool, Value::Bool(b)) => Some(Scalar::Bool(*b)),
         (ColumnType::Int | ColumnType::Float, Value::Number(n)) => {
-            Some(Scalar::Num(n.as_f64()?, n.as_i64()))
+            Some(Scalar::Num(Number::new(n.as_f64()?, n.as_i64())))
         }
         (ColumnType::Text, Value::String(s)) => Some(Scalar::Text(s.clone())),
         // a bad date/time string is 22007, raised here rather than as a type mismatch
@@ -381,9 +402,9 @@ fn equals(cell: &Cell, s: &Scalar) -> bool {
 fn compare(cell: &Cell, s: &Scalar) -> Option<Ordering> {
     match (cell, s) {
         (Cell::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
-        (Cell::Int(a), Scalar::Num(_, Some(b))) => Some(a.cmp(b)),
-        (Cell::Int(a), Scalar::Num(b, None)) => (*a as f64).partial_cmp(b),
-        (Cell::Float(a), Scalar::Num(b, _)) => a.partial_cmp(b),
+        (Cell::Int(a), Scalar::Num(b)) => Some(b.cmp_int(*a)),
+        (Cell::Float(a), Scalar::Num(b)) => Some(b.cmp_float(*a)),
+        (Cell::Numeric(a), Scalar::Num(b)) => Some(b.cmp_numeric(a)),
         (Cell::Text(a), Scalar::Text(b)) => Some((*a).cmp(b.as_str())),
         (Cell::Time(a), Scalar::Time(b)) => Some(a.cmp(b)),
         _ => None,
@@ -423,7 +444,7 @@ impl Check {
             Check::Contains(s) => text.contains(s.as_str()),
             Check::StartsWith(s) => text.starts_with(s.as_str()),
             Check::EndsWith(s) => text.ends_with(s.as_str()),
-            Check::Matches(re) => re.is_match(text),
+            Check::Matches(_, re) => re.is_match(text),
             Check::NotBefore(cut) => matches!(cell, Cell::Time(t) if t >= *cut),
             Check::Before(cut) => matches!(cell, Cell::Time(t) if t < *cut),
         }
@@ -436,11 +457,7 @@ impl NearestTest {
         let n = &self.rule;
         let mut x = Vec::with_capacity(self.cols.len());
         for (j, &col) in self.cols.iter().enumerate() {
-            let v = match row.cell(col) {
-                Cell::Int(i) => i as f64,
-                Cell::Float(f) => f,
-                _ => return None,
-            };
+            let v = row.float(col)?;
             x.push((v - n.center[j]) / n.scale[j]);
         }
         let mut best = (f64::INFINITY, 0);
@@ -507,6 +524,13 @@ pub fn cell_json(cell: Cell) -> Value {
         Cell::Float(f) => serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or_else(|| Value::from(f.to_string())),
+        Cell::Numeric(n) => {
+            let text = numeric_text(&n);
+            match text.parse::<serde_json::Number>() {
+                Ok(number) => Value::Number(number),
+                Err(_) => Value::from(text),
+            }
+        }
         Cell::Text(t) => Value::from(t),
         Cell::Time(t) => Value::from(format_timestamp(t)),
         Cell::Opaque => Value::from("(not shown)"),

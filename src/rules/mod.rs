@@ -3,9 +3,13 @@
 
 pub mod ast;
 pub mod compile;
+pub mod number;
+pub mod pattern;
 pub mod ruleset;
 pub mod sql;
 pub mod time;
 
 pub use compile::{Cell, ColumnType, Columns, Row};
 pub use ruleset::{Mode, Ruleset, RulesetDef};
+#[cfg(test)]
+mod properties;

@@ -39,8 +39,7 @@ fn float_literal(f: f64) -> String {
 fn scalar(s: &Scalar, ty: &ColumnType) -> String {
     match s {
         Scalar::Bool(b) => b.to_string(),
-        Scalar::Num(_, Some(i)) => i.to_string(),
-        Scalar::Num(f, None) => float_literal(*f),
+        Scalar::Num(n) => n.literal().to_string(),
         Scalar::Text(t) => quote_literal(t),
         Scalar::Time(t) => time_literal(*t, ty),
     }
@@ -75,17 +74,18 @@ fn each_of(list: &[Scalar], test: &dyn Fn(&Scalar) -> String, joiner: &str) -> S
 }
 
 fn test_sql(t: &Test) -> String {
-    let col = quote_ident(&t.cond.attr);
-    // ordering of text follows the byte order of the C collation, as segment_of does
-    let ord = if t.ty == ColumnType::Text {
-        format!("{col} COLLATE pg_catalog.\"C\"")
+    let name = quote_ident(&t.cond.attr);
+    // text of any kind (varchar, char(n) without its padding, name, a domain, any collation) is compared as
+    // segment_of compares it: as text, byte by byte (the C collation), also for = and in
+    let col = if t.ty == ColumnType::Text {
+        format!("({name}::pg_catalog.text COLLATE pg_catalog.\"C\")")
     } else {
-        col.clone()
+        name.clone()
     };
     let lit = |s: &Scalar| scalar(s, &t.ty);
     let body = match &t.check {
-        Check::IsNull => return format!("({col} IS NULL)"),
-        Check::NotNull => return format!("({col} IS NOT NULL)"),
+        Check::IsNull => return format!("({name} IS NULL)"),
+        Check::NotNull => return format!("({name} IS NOT NULL)"),
         Check::Compare(op, s) => {
             let sym = match op {
                 Op::Eq => "=",
@@ -95,16 +95,11 @@ fn test_sql(t: &Test) -> String {
                 Op::Gt => ">",
                 _ => ">=",
             };
-            let lhs = if matches!(op, Op::Eq | Op::Ne) {
-                &col
-            } else {
-                &ord
-            };
-            format!("{lhs} {} {}", catalog_op(sym), lit(s))
+            format!("{col} {} {}", catalog_op(sym), lit(s))
         }
         // BETWEEN, IN and NOT IN spelled out: their operators would be looked up on the search_path
         Check::Between(lo, hi) => format!(
-            "{ord} {} {} AND {ord} {} {}",
+            "{col} {} {} AND {col} {} {}",
             catalog_op(">="),
             lit(lo),
             catalog_op("<="),
@@ -133,7 +128,9 @@ fn test_sql(t: &Test) -> String {
             catalog_op("="),
             quote_literal(s)
         ),
-        Check::Matches(re) => format!("{col} {} {}", catalog_op("~"), quote_literal(re.as_str())),
+        Check::Matches(pattern, _) => {
+            format!("{col} {} {}", catalog_op("~"), quote_literal(pattern))
+        }
         Check::NotBefore(cut) => {
             format!("{col} {} {}", catalog_op(">="), time_literal(*cut, &t.ty))
         }
