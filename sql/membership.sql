@@ -301,29 +301,80 @@ BEGIN
     RETURN segments._sync_sql(g, scope, '$1');
 END $$;
 
-CREATE FUNCTION segments._drop_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE op text;
+-- The tables that carry a segmentation's tracking triggers: the source and every partition of it, since a
+-- statement on a partition fires only the partition's own statement triggers (foreign partitions excluded:
+-- their triggers cannot have transition tables, and their rows change elsewhere).
+CREATE FUNCTION segments._tracked_tables(source regclass) RETURNS SETOF regclass LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT source UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(source) t
+    JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE c.relkind IN ('r', 'p')
+$$;
+
+-- Removes a segmentation's tracking triggers wherever they are: its source, the partitions, a detached one.
+CREATE FUNCTION segments._drop_tracking(segmentation text) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE t record;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = segments._trigger_name(segmentation, op)) THEN
-            EXECUTE format('DROP TRIGGER %I ON %s', segments._trigger_name(segmentation, op), source);
-        END IF;
+    FOR t IN SELECT tr.tgrelid::regclass AS rel, tr.tgname FROM pg_trigger tr
+             WHERE tr.tgfoid = 'segments._track()'::regprocedure
+               AND tr.tgname IN (SELECT segments._trigger_name(segmentation, op) FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) op)
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
     END LOOP;
 END $$;
 
+-- Installs the triggers where they are missing (so it also serves partitions created or attached later).
 CREATE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE op text;
+DECLARE
+    op text;
+    rel regclass;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
-                       segments._trigger_name(segmentation, op), upper(op), source,
-                       CASE op WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segments_new'
-                               WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segments_old'
-                               WHEN 'update' THEN 'REFERENCING NEW TABLE AS segments_new OLD TABLE AS segments_old'
-                               ELSE '' END,
-                       segmentation);
+    FOR rel IN SELECT segments._tracked_tables(source) LOOP
+        FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = segments._trigger_name(segmentation, op));
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+                           segments._trigger_name(segmentation, op), upper(op), rel,
+                           CASE op WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segments_new'
+                                   WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segments_old'
+                                   WHEN 'update' THEN 'REFERENCING NEW TABLE AS segments_new OLD TABLE AS segments_old'
+                                   ELSE '' END,
+                           segmentation);
+        END LOOP;
     END LOOP;
 END $$;
+
+-- After CREATE TABLE ... PARTITION OF and ALTER TABLE ... ATTACH / DETACH PARTITION: a new partition of a
+-- tracked source gets the tracking triggers, a detached table loses them. It never fails the user's DDL.
+CREATE FUNCTION segments._track_partitions() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    t record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgfoid = 'segments._track()'::regprocedure) THEN
+        RETURN;  -- nothing is tracked: the usual case costs one index probe
+    END IF;
+    IF segments._restoring() THEN
+        RETURN;  -- a restore brings the partitions' triggers back itself
+    END IF;
+    FOR g IN SELECT s.name, s.source FROM segments.segmentation s
+             WHERE EXISTS (SELECT 1 FROM pg_trigger tr WHERE tr.tgrelid = s.source
+                                                        AND tr.tgname = segments._trigger_name(s.name, 'insert'))
+    LOOP
+        PERFORM segments._create_tracking(g.name, g.source);
+        FOR t IN SELECT tr.tgrelid::regclass AS rel, tr.tgname FROM pg_trigger tr
+                 WHERE tr.tgfoid = 'segments._track()'::regprocedure
+                   AND tr.tgname IN (SELECT segments._trigger_name(g.name, op) FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) op)
+                   AND tr.tgrelid NOT IN (SELECT segments._tracked_tables(g.source))
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+        END LOOP;
+    END LOOP;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'pg_segments could not update the tracking triggers of partitions: %', SQLERRM
+        USING HINT = 'run segments.track(segmentation) again for the tracked segmentations of this table';
+END $$;
+CREATE EVENT TRIGGER segments_track_partitions ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION segments._track_partitions();
 
 -- track and untrack run as the extension's owner: the caller needs the TRIGGER privilege on the source
 CREATE FUNCTION segments._check_caller_may_trigger(g segments.segmentation) RETURNS void
@@ -350,7 +401,7 @@ BEGIN
         RAISE EXCEPTION 'cannot track %: its key column "%" has no unique index', g.source, g.key_column
             USING ERRCODE = '55000', HINT = 'add a primary key or a unique index on the key column';
     END IF;
-    PERFORM segments._drop_tracking(g.name, g.source);
+    PERFORM segments._drop_tracking(g.name);
     PERFORM segments.refresh(g.name);
     PERFORM segments._create_tracking(g.name, g.source);
 END $$;
@@ -363,7 +414,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE g segments.segmentation := segments._definition(segmentation);
 BEGIN
     PERFORM segments._check_caller_may_trigger(g);
-    PERFORM segments._drop_tracking(g.name, g.source);
+    PERFORM segments._drop_tracking(g.name);
 END $$;
 COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of segments.track()';
 
@@ -371,7 +422,7 @@ COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of 
 CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM segments.membership WHERE segmentation = OLD.name;
-    PERFORM segments._drop_tracking(OLD.name, OLD.source);
+    PERFORM segments._drop_tracking(OLD.name);
     RETURN OLD;
 END $$;
 CREATE TRIGGER untrack_deleted BEFORE DELETE ON segments.segmentation
@@ -382,7 +433,7 @@ CREATE FUNCTION segments._rename_membership() RETURNS trigger LANGUAGE plpgsql S
 BEGIN
     UPDATE segments.membership SET segmentation = NEW.name WHERE segmentation = OLD.name;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = OLD.source AND tgname = segments._trigger_name(OLD.name, 'update')) THEN
-        PERFORM segments._drop_tracking(OLD.name, OLD.source);
+        PERFORM segments._drop_tracking(OLD.name);
         PERFORM segments._create_tracking(NEW.name, NEW.source);
     END IF;
     RETURN NULL;

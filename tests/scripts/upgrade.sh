@@ -18,6 +18,14 @@ for old in $old_versions; do
   [ "$(qa -d upgrade_old -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_segments'")" = "$old" ] \
     || fail "CREATE EXTENSION ... VERSION '$old' did not install $old"
   q -d upgrade_old -f "$HERE/sql/crm.sql" >/dev/null
+  # a partitioned source tracked before the upgrade (then only through its parent)
+  q -d upgrade_old -c "CREATE SCHEMA legacy" \
+    -c "CREATE TABLE legacy.usage (id integer PRIMARY KEY, logins integer) PARTITION BY RANGE (id)" \
+    -c "CREATE TABLE legacy.usage_1 PARTITION OF legacy.usage FOR VALUES FROM (0) TO (100)" \
+    -c "INSERT INTO legacy.usage SELECT i, i FROM generate_series(1, 99) i" \
+    -c "INSERT INTO segments.segmentation (name, source, key_column) VALUES ('legacy', 'legacy.usage', 'id')" \
+    -c "INSERT INTO segments.segment (segmentation, name, rule) VALUES ('legacy', 'Power', '{\"attr\": \"logins\", \"op\": \">=\", \"value\": 50}')" \
+    -c "SELECT segments.track('legacy')" >/dev/null
   q -d upgrade_old -f "$HERE/sql/snapshot.sql" >"$WORK/before.txt"
 
   q -d upgrade_old -c "ALTER EXTENSION pg_segments UPDATE"
@@ -36,6 +44,10 @@ for old in $old_versions; do
   q -d upgrade_old -c "UPDATE crm.accounts SET employees = 5 WHERE id = 1"
   [ "$(qa -d upgrade_old -c "SELECT segment FROM segments.current_membership WHERE segmentation = 'tier' AND account_key = '1'")" = SMB ] \
     || fail "tracking does not move accounts after upgrading from $old"
+  # the upgrade put the tracking triggers on the partitions of a tracked source: a write to one is tracked
+  q -d upgrade_old -c "UPDATE legacy.usage_1 SET logins = 0 WHERE id = 60"
+  [ "$(qa -d upgrade_old -c "SELECT segment FROM segments.current_membership WHERE segmentation = 'legacy' AND account_key = '60'")" = Unsegmented ] \
+    || fail "a write to a partition of a source tracked before upgrading from $old is not tracked"
   echo "ok: $old -> $current"
 done
 echo "$(wc -l <"$WORK/fresh.txt") extension objects compared"

@@ -1,5 +1,6 @@
 -- A small CRM with every kind of state pg_segments keeps: two segmentations (exclusive with a hierarchy,
--- overlapping), edited RFM names, an audit log, membership history and a tracked table.
+-- overlapping), edited RFM names, an audit log, membership history, a tracked table and (from 0.2.0 on) a
+-- tracked partitioned table.
 SET client_min_messages = warning;
 CREATE SCHEMA crm;
 CREATE TABLE crm.accounts (
@@ -65,5 +66,19 @@ DO $$ BEGIN
             ('size', 'Large', '{"attr": "employees", "op": ">=", "value": 2500}'),
             ('size', 'Small', 'true');
         PERFORM segments.backfill('size', 'crm.snapshots', 'taken_at');
+    END IF;
+END $$;
+
+-- from 0.2.0 on: a tracked partitioned table, written straight into a partition
+DO $$ BEGIN
+    IF to_regprocedure('segments._tracked_tables(regclass)') IS NOT NULL THEN
+        CREATE TABLE crm.usage (id integer PRIMARY KEY, logins integer) PARTITION BY RANGE (id);
+        CREATE TABLE crm.usage_low PARTITION OF crm.usage FOR VALUES FROM (0) TO (150);
+        CREATE TABLE crm.usage_high PARTITION OF crm.usage FOR VALUES FROM (150) TO (1000);
+        INSERT INTO crm.usage SELECT i, i % 40 FROM generate_series(1, 300) i;
+        INSERT INTO segments.segmentation (name, source, key_column) VALUES ('activity', 'crm.usage', 'id');
+        INSERT INTO segments.segment (segmentation, name, rule) VALUES ('activity', 'Power', '{"attr": "logins", "op": ">=", "value": 30}');
+        PERFORM segments.track('activity');
+        UPDATE crm.usage_high SET logins = 35 WHERE id BETWEEN 150 AND 160;
     END IF;
 END $$;

@@ -11,7 +11,8 @@ SELECT 'membership', segmentation, account_key, segment, valid, exclusive FROM s
 ORDER BY segmentation, account_key, segment, lower(valid);
 SELECT 'answer', a.id, segments.segment_of(a, 'tier'), segments.segment_path(a, 'tier'), segments.segments_of(a, 'tags')
 FROM crm.accounts a ORDER BY a.id;
-SELECT 'tracking trigger', tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'crm.accounts'::regclass AND NOT tgisinternal ORDER BY tgname;
+SELECT 'tracking trigger', tgrelid::regclass, tgname, tgenabled FROM pg_trigger
+WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'crm'::regnamespace) AND NOT tgisinternal ORDER BY tgrelid::regclass::text, tgname;
 -- the period metrics of a segmentation with declared facts (made only where the release has them)
 SELECT EXISTS (SELECT 1 FROM segments.segmentation WHERE name = 'size') AS has_facts \gset
 \if :has_facts
