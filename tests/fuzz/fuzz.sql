@@ -265,10 +265,11 @@ BEGIN
                              segments.classify(t, segments.ruleset(%1$L)) AS b,
                              %2$s AS c,
                              ARRAY(SELECT x FROM unnest(segments.segments_of(t, %1$L)) x ORDER BY x COLLATE "C") AS tags,
-                             ARRAY(SELECT m.segment FROM segments.membership m
-                                   WHERE m.segmentation = %1$L AND m.account_key = t.id::text AND upper_inf(m.valid)
-                                   ORDER BY m.segment) AS mtags
-                      FROM fuzz.t t) s$q$, seg, sqlcase, mode)
+                             m.tags AS mtags
+                      FROM fuzz.t t
+                      LEFT JOIN (SELECT account_key, array_agg(segment ORDER BY segment) AS tags FROM segments.membership
+                                 WHERE segmentation = %1$L AND upper_inf(valid) GROUP BY 1) m ON m.account_key = t.id::text) s$q$,
+                seg, sqlcase, mode)
             INTO bad;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS refused_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
