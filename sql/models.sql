@@ -174,3 +174,17 @@ COMMENT ON FUNCTION segments.choose_k(regclass, text[], integer, integer, intege
     'Inertia and mean silhouette for each k in k_min..k_max (silhouette on a seeded sample above sample_size rows)';
 COMMENT ON FUNCTION segments.segmentation_from_clusters(text, regclass, text, text[], integer, integer, integer, boolean) IS
     'Fits k-means and saves the clusters as a segmentation whose segments have nearest-centroid rules';
+
+-- Predictive models: a logistic regression is fitted by segments.logistic_regression (src/api/predict.rs) into
+-- a jsonb value that can be stored anywhere; score and explain_score read it per row like classify (raw C
+-- functions: the model is compiled once per call site).
+COMMENT ON FUNCTION segments.logistic_regression(regclass, text, text[], float8, integer) IS
+    'Logistic regression of a boolean outcome on numeric, boolean and text (categorical, one-hot with the first level as reference) columns: coefficients, standard errors, z, p-values, odds ratios, log-likelihoods, pseudo-R², AIC; optional L2 penalty';
+CREATE FUNCTION segments.score(account record, model jsonb) RETURNS float8
+    AS 'MODULE_PATHNAME', 'score' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments.score(record, jsonb) IS
+    'The model''s probability of the outcome for the row (NULL when a feature is NULL or a category level was not seen in training)';
+CREATE FUNCTION segments.explain_score(account record, model jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'explain_score' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 50;
+COMMENT ON FUNCTION segments.explain_score(record, jsonb) IS
+    'The row''s score with each term''s coefficient and contribution to the log-odds';

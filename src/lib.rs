@@ -82,7 +82,8 @@ extension_sql_file!(
         api::models::expected_spend,
         api::models::predicted_clv,
         api::models::sbg_survival,
-        api::models::sbg_retention
+        api::models::sbg_retention,
+        api::predict::logistic_regression
     ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);

@@ -4,6 +4,7 @@
 pub mod aggregates;
 pub mod classify;
 pub mod models;
+pub mod predict;
 pub mod row;
 pub mod security;
 pub mod tracking;

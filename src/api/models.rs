@@ -16,7 +16,7 @@ use pgrx::{JsonB, PgRelation};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 
-fn qualified_name(rel: &PgRelation) -> String {
+pub(super) fn qualified_name(rel: &PgRelation) -> String {
     format!(
         "{}.{}",
         quote_ident(rel.namespace()),
@@ -25,7 +25,7 @@ fn qualified_name(rel: &PgRelation) -> String {
 }
 
 /// The feature columns named; a NULL name is an error (22004), not a skipped feature.
-fn feature_names(features: Vec<Option<String>>) -> Vec<String> {
+pub(super) fn feature_names(features: Vec<Option<String>>) -> Vec<String> {
     features
         .into_iter()
         .map(|f| {
@@ -90,7 +90,7 @@ fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
 }
 
 /// Runs a query through a cursor, 50,000 rows at a time, handing each row to `each` deformed in Rust.
-fn scan_query(query: &str, mut each: impl FnMut(&RowReader)) {
+pub(super) fn scan_query(query: &str, mut each: impl FnMut(&RowReader)) {
     let query = CString::new(query).unwrap_or_default();
     with_safe_search_path(|| unsafe {
         pg_sys::SPI_connect();

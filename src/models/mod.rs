@@ -2,5 +2,6 @@
 
 pub mod kmeans;
 pub mod lifetime;
+pub mod logistic;
 pub mod optimize;
 pub mod rfm;

@@ -1,0 +1,70 @@
+-- Predictive segmentation: a churn model fitted in the database (checked against statsmodels and scikit-learn
+-- in tests/scripts/predictive.sh), stored as a value, scored per row in any query, explained, and used in rules.
+SET extra_float_digits = 0;
+CREATE TABLE telco.models (name text PRIMARY KEY, model jsonb NOT NULL);
+INSERT INTO telco.models
+SELECT 'churn', segments.logistic_regression('telco.customers', 'churned',
+    ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service', 'payment_method', 'paperless_billing', 'senior_citizen']);
+SELECT model ->> 'rows' AS rows, model ->> 'rows_dropped' AS dropped, model ->> 'converged' AS converged,
+       model ->> 'iterations' AS iterations, round((model ->> 'pseudo_r2')::numeric, 4) AS pseudo_r2,
+       round((model ->> 'aic')::numeric, 2) AS aic
+FROM telco.models;
+SELECT c ->> 'term' AS term, round((c ->> 'estimate')::numeric, 5) AS estimate, round((c ->> 'std_error')::numeric, 5) AS std_error,
+       round((c ->> 'odds_ratio')::numeric, 4) AS odds_ratio, (c ->> 'p_value')::float8 < 0.05 AS significant
+FROM telco.models, jsonb_array_elements(model -> 'coefficients') c;
+
+-- score equals the logistic formula written out in SQL from the stored coefficients, on every account
+CREATE VIEW telco.churn_scores AS
+SELECT c.customer_id, c.churned, segments.score(c, m.model) AS risk
+FROM telco.customers c, telco.models m WHERE m.name = 'churn';
+WITH b AS (SELECT jsonb_object_agg(x ->> 'term', (x ->> 'estimate')::float8) AS b FROM telco.models, jsonb_array_elements(model -> 'coefficients') x),
+by_hand AS (
+    SELECT c.customer_id, 1 / (1 + exp(-(
+        (b ->> '(intercept)')::float8 + (b ->> 'tenure')::float8 * c.tenure + (b ->> 'monthly_charges')::float8 * c.monthly_charges
+        + coalesce((b ->> ('contract=' || c.contract))::float8, 0) + coalesce((b ->> ('internet_service=' || c.internet_service))::float8, 0)
+        + coalesce((b ->> ('payment_method=' || c.payment_method))::float8, 0)
+        + (b ->> 'paperless_billing')::float8 * c.paperless_billing::int + (b ->> 'senior_citizen')::float8 * c.senior_citizen::int))) AS p
+    FROM telco.customers c, b)
+SELECT count(*) AS accounts, max(abs(s.risk - h.p)) < 1e-12 AS same_as_by_hand
+FROM telco.churn_scores s JOIN by_hand h USING (customer_id);
+-- the mean score equals the churn rate (a property of maximum likelihood with an intercept)
+SELECT round(avg(risk)::numeric, 10) = round(avg(churned::int)::numeric, 10) AS calibrated_in_the_large FROM telco.churn_scores;
+-- the At-Risk accounts and why one of them is
+SELECT count(*) FILTER (WHERE risk >= 0.6) AS at_risk, count(*) FILTER (WHERE risk >= 0.6 AND churned) AS at_risk_churned
+FROM telco.churn_scores;
+SELECT round((e ->> 'probability')::numeric, 6) AS probability, round((e ->> 'log_odds')::numeric, 6) AS log_odds,
+       x ->> 'term' AS term, x ->> 'value' AS value, round((x ->> 'contribution')::numeric, 6) AS contribution
+FROM telco.customers c, telco.models m, segments.explain_score(c, m.model) e, jsonb_array_elements(e -> 'contributions') x
+WHERE c.customer_id = '7590-VHVEG' AND m.name = 'churn';
+-- parallel plans score the same
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SELECT count(*) FILTER (WHERE risk >= 0.6) AS at_risk_in_parallel FROM telco.churn_scores;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+
+-- NULLs: a row with a NULL feature is left out of the fit (counted) and scores NULL; a level unseen in
+-- training scores NULL too
+CREATE TABLE telco.sparse AS SELECT customer_id, churned, CASE WHEN tenure % 10 = 0 THEN NULL ELSE tenure END AS tenure,
+    contract FROM telco.customers;
+SELECT (m ->> 'rows')::int AS rows, (m ->> 'rows_dropped')::int AS dropped,
+       (SELECT count(*) FROM telco.sparse WHERE tenure IS NULL) AS null_tenure
+FROM (SELECT segments.logistic_regression('telco.sparse', 'churned', ARRAY['tenure', 'contract']) AS m) f;
+SELECT segments.score(s, segments.logistic_regression('telco.sparse', 'churned', ARRAY['tenure', 'contract'])) IS NULL AS null_score
+FROM telco.sparse s WHERE tenure IS NULL LIMIT 1;
+CREATE TABLE telco.unseen AS SELECT * FROM telco.customers ORDER BY customer_id LIMIT 3;
+UPDATE telco.unseen SET contract = 'Three year' WHERE customer_id = (SELECT min(customer_id) FROM telco.unseen);
+SELECT u.contract, segments.score(u, m.model) IS NULL AS null_score FROM telco.unseen u, telco.models m ORDER BY 1;
+
+-- Bad input: clear errors, never a crash
+CREATE TABLE telco.bad AS SELECT customer_id, churned, tenure, true AS always, 1 AS one, tenure > 30 AS long_tenure,
+    (tenure * 2)::float8 AS double_tenure FROM telco.customers;
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'always', ARRAY['tenure'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'long_tenure', ARRAY['tenure'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'churned', ARRAY['tenure', 'double_tenure'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'churned', ARRAY['one'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'tenure', ARRAY['one'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'churned', ARRAY['nope'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'churned', ARRAY[NULL])$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('telco.bad', 'churned', ARRAY['tenure'], l2 => -1)$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.score(b, (SELECT model FROM telco.models)) FROM telco.bad b$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.score(c, '{"model": "tree"}') FROM telco.customers c$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.score(c, '[1, 2]') FROM telco.customers c$$);
