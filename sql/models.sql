@@ -188,3 +188,88 @@ CREATE FUNCTION segments.explain_score(account record, model jsonb) RETURNS json
     AS 'MODULE_PATHNAME', 'explain_score' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 50;
 COMMENT ON FUNCTION segments.explain_score(record, jsonb) IS
     'The row''s score with each term''s coefficient and contribution to the log-odds';
+
+-- Evaluation: aggregates over (score, outcome), so they go by segment, by split arm or by model with GROUP BY.
+-- The rows are kept (AUC and groups need them all) in the lifetime fits' state, with its parallel support.
+CREATE FUNCTION segments._scored_accum(internal, float8, boolean) RETURNS internal
+    AS 'MODULE_PATHNAME', '_scored_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._scored_accum(internal, float8, boolean, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', '_scored_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._scored_accum(internal, float8, boolean, integer) RETURNS internal
+    AS 'MODULE_PATHNAME', '_scored_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._auc_final(internal) RETURNS float8 AS 'MODULE_PATHNAME', '_auc_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._auc_ci_final(internal) RETURNS segments.estimate AS 'MODULE_PATHNAME', '_auc_ci_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._log_loss_final(internal) RETURNS float8 AS 'MODULE_PATHNAME', '_log_loss_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._brier_final(internal) RETURNS float8 AS 'MODULE_PATHNAME', '_brier_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._calibration_final(internal) RETURNS jsonb AS 'MODULE_PATHNAME', '_calibration_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._gains_final(internal) RETURNS jsonb AS 'MODULE_PATHNAME', '_gains_final' LANGUAGE c PARALLEL SAFE;
+
+CREATE AGGREGATE segments.auc(score float8, outcome boolean) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._auc_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.auc(float8, boolean) IS
+    'Area under the ROC curve: the probability that a positive row outscores a negative one (ties count half)';
+CREATE AGGREGATE segments.auc_ci(score float8, outcome boolean) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._auc_ci_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.auc_ci(float8, boolean) IS 'AUC with its 95% DeLong confidence interval';
+CREATE AGGREGATE segments.auc_ci(score float8, outcome boolean, confidence float8) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._auc_ci_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.auc_ci(float8, boolean, float8) IS 'AUC with its DeLong confidence interval';
+CREATE AGGREGATE segments.log_loss(probability float8, outcome boolean) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._log_loss_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.log_loss(float8, boolean) IS 'Mean negative log-likelihood of the outcomes under the probabilities';
+CREATE AGGREGATE segments.brier(probability float8, outcome boolean) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._brier_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.brier(float8, boolean) IS 'Brier score: mean squared difference between probability and outcome';
+CREATE AGGREGATE segments.calibration(probability float8, outcome boolean, groups integer) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._calibration_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.calibration(float8, boolean, integer) IS
+    'Calibration table (jsonb): per score group, highest first, rows, mean predicted probability and observed rate';
+CREATE AGGREGATE segments.gains(score float8, outcome boolean, groups integer) (
+    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._gains_final,
+    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
+    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE segments.gains(float8, boolean, integer) IS
+    'Gains and lift table (jsonb): per score group, highest first, positives, rate, lift over the base rate, cumulative share of positives';
+
+-- Deterministic assignment to named arms (train/test, holdouts, A/B groups): u is the first 52 bits of
+-- md5(salt || ':' || key) as a fraction of 2^52, and the arm is the first whose cumulative weight share exceeds u.
+-- The same on every run, machine and PostgreSQL version; a new salt gives an independent split.
+CREATE FUNCTION segments.split(key text, arms text[] DEFAULT ARRAY['train', 'test'], weights float8[] DEFAULT ARRAY[0.8, 0.2],
+                               salt text DEFAULT 'pg_segments') RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    u float8 := ('x' || substr(md5(salt || ':' || key), 1, 13))::bit(52)::bigint / 4503599627370496.0;
+    total float8 := 0;
+    acc float8 := 0;
+BEGIN
+    IF cardinality(arms) = 0 OR cardinality(arms) <> cardinality(weights)
+       OR EXISTS (SELECT 1 FROM unnest(weights) w WHERE w IS NULL OR w < 0 OR w = 'Infinity') THEN
+        RAISE EXCEPTION 'split needs one non-negative, finite weight per arm'
+            USING ERRCODE = '22023', HINT = 'e.g. segments.split(key, ARRAY[''train'', ''validation'', ''test''], ARRAY[0.6, 0.2, 0.2])';
+    END IF;
+    SELECT sum(w) INTO total FROM unnest(weights) w;
+    IF total <= 0 THEN
+        RAISE EXCEPTION 'split weights sum to 0' USING ERRCODE = '22023';
+    END IF;
+    FOR i IN 1..cardinality(arms) LOOP
+        acc := acc + weights[i] / total;
+        IF u < acc THEN
+            RETURN arms[i];
+        END IF;
+    END LOOP;
+    RETURN arms[cardinality(arms)];
+END $$;
+COMMENT ON FUNCTION segments.split(text, text[], float8[], text) IS
+    'The arm of an account key by a stable hash (md5 of salt:key): train/test splits, holdouts and A/B groups';

@@ -433,9 +433,9 @@ c_function!(pg_finfo__rfm_final, _rfm_final, |fcinfo| {
 
 // --- Model fits: aggregates whose internal state is a flat list of float rows (width = argument count).
 
-struct Rows {
-    width: usize,
-    data: Vec<f64>,
+pub(super) struct Rows {
+    pub(super) width: usize,
+    pub(super) data: Vec<f64>,
 }
 
 c_function!(pg_finfo__rows_accum, _rows_accum, |fcinfo| {
@@ -503,7 +503,7 @@ c_function!(pg_finfo__rows_deserialize, _rows_deserialize, |fcinfo| {
     pg_sys::Datum::from(rows as *mut Rows)
 });
 
-unsafe fn rows<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Vec<&'a [f64]> {
+pub(super) unsafe fn rows<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Vec<&'a [f64]> {
     unsafe {
         state_arg::<Rows>(fcinfo, 0)
             .map(|r| r.data.chunks_exact(r.width.max(1)).collect())

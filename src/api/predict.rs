@@ -1,10 +1,11 @@
 //! The boundary of predictive segmentation: fitting a logistic regression over a relation (read once through a
 //! cursor) and scoring rows with a stored model, per call site like `classify`.
 
-use super::models::{qualified_name, scan_query};
+use super::models::{qualified_name, rows, scan_query, Rows};
 use super::row::{composite_header, jsonb_value, varlena_bytes, RowReader, RowView, TupleColumns};
-use super::{c_function, raise, OrRaise};
+use super::{arg, c_function, composite, f8, new_state, raise, state_arg, OrRaise};
 use crate::error::SegError;
+use crate::models::evaluate;
 use crate::models::logistic::{self, Design, Feature, FeatureKind, Scorer, Value};
 use crate::rules::sql::quote_ident;
 use crate::rules::{Cell, ColumnType, Columns, Row};
@@ -324,4 +325,127 @@ c_function!(pg_finfo_explain_score, explain_score, |fcinfo| {
         let value = json!({"probability": logistic::sigmoid(eta), "log_odds": eta, "contributions": contributions});
         JsonB(value).into_datum()
     })
+});
+
+// Evaluation aggregates over (score, outcome[, parameter]): the rows are kept in the `Rows` state the lifetime
+// fits use (combine, serialize and deserialize included), as [score, 0/1, parameter].
+c_function!(pg_finfo__scored_accum, _scored_accum, |fcinfo| {
+    let width = (*fcinfo).nargs as usize - 1;
+    let rows = match state_arg::<Rows>(fcinfo, 0) {
+        Some(r) => r,
+        None => new_state(
+            fcinfo,
+            Rows {
+                width,
+                data: Vec::new(),
+            },
+        ),
+    };
+    let (Some(score), Some(outcome)) = (arg(fcinfo, 1), arg(fcinfo, 2)) else {
+        return pg_sys::Datum::from(rows as *mut Rows);
+    };
+    let score = f64::from_bits(score.value() as u64);
+    if score.is_nan() {
+        raise(SegError::out_of_range(
+            "a score is NaN",
+            "evaluate finite scores (rows with a NULL score are left out)",
+        ));
+    }
+    rows.data.push(score);
+    rows.data.push((outcome.value() != 0) as u8 as f64);
+    if width == 3 {
+        let argtype = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3);
+        let parameter = arg(fcinfo, 3).unwrap_or_else(|| {
+            raise(SegError::invalid_argument(
+                "the evaluation parameter is NULL",
+                "pass a confidence such as 0.95, or a number of groups such as 10",
+            ))
+        });
+        rows.data.push(if argtype == pg_sys::INT4OID {
+            parameter.value() as i32 as f64
+        } else {
+            f64::from_bits(parameter.value() as u64)
+        });
+    }
+    pg_sys::Datum::from(rows as *mut Rows)
+});
+
+/// The state's pairs and its parameter (the first row's), or None for no rows.
+unsafe fn scored(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Vec<(f64, bool)>, f64)> {
+    let rows = unsafe { rows(fcinfo) };
+    let parameter = rows.first()?.get(2).copied().unwrap_or(f64::NAN);
+    Some((
+        rows.iter().map(|r| (r[0], r[1] != 0.0)).collect(),
+        parameter,
+    ))
+}
+
+fn null_result(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0)
+}
+
+/// Finals returning a float8 or a jsonb, NULL without rows.
+macro_rules! scored_final {
+    ($finfo:ident, $name:ident, |$pairs:ident, $parameter:ident| $body:expr) => {
+        c_function!($finfo, $name, |fcinfo| {
+            match scored(fcinfo) {
+                None => null_result(fcinfo),
+                Some(($pairs, $parameter)) => {
+                    let _ = $parameter;
+                    $body
+                        .or_raise()
+                        .into_datum()
+                        .unwrap_or_else(|| null_result(fcinfo))
+                }
+            }
+        });
+    };
+}
+
+scored_final!(pg_finfo__auc_final, _auc_final, |pairs, p| evaluate::auc(
+    &pairs
+)
+.map(|a| a.0));
+scored_final!(pg_finfo__log_loss_final, _log_loss_final, |pairs, p| {
+    evaluate::log_loss(&pairs)
+});
+scored_final!(pg_finfo__brier_final, _brier_final, |pairs, p| {
+    evaluate::brier(&pairs)
+});
+scored_final!(
+    pg_finfo__calibration_final,
+    _calibration_final,
+    |pairs, groups| { evaluate::calibration(&pairs, groups as usize).map(JsonB) }
+);
+scored_final!(pg_finfo__gains_final, _gains_final, |pairs, groups| {
+    evaluate::gains(&pairs, groups as usize).map(JsonB)
+});
+
+c_function!(pg_finfo__auc_ci_final, _auc_ci_final, |fcinfo| {
+    let Some((pairs, confidence)) = scored(fcinfo) else {
+        return null_result(fcinfo);
+    };
+    // auc_ci(score, outcome) carries no confidence: 95%
+    let confidence = if confidence.is_nan() {
+        0.95
+    } else {
+        confidence
+    };
+    if !(confidence > 0.0 && confidence < 1.0) {
+        raise(SegError::out_of_range(
+            "confidence must be between 0 and 1",
+            "e.g. 0.95",
+        ));
+    }
+    let (a, lower, upper) = evaluate::auc_interval(&pairs, confidence).or_raise();
+    composite(
+        fcinfo,
+        &[
+            f8(a),
+            f8(lower),
+            f8(upper),
+            Some(pg_sys::Datum::from(pairs.len() as i64)),
+        ],
+    )
 });

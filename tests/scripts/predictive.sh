@@ -19,3 +19,13 @@ qa -d predictive -c "SELECT segments.logistic_regression('telco.customers', 'chu
 qa -d predictive -c "SELECT segments.logistic_regression('telco.customers', 'churned', $list, l2 => 2)" >"$WORK/model_l2.json"
 q -d predictive -c "COPY (SELECT churned, $features FROM telco.customers) TO STDOUT (FORMAT csv)" >"$WORK/rows.csv"
 "$venv/bin/python" "$HERE/../reference/logistic.py" "$WORK/rows.csv" "$WORK/model.json" 2 "$WORK/model_l2.json"
+
+# the recipe: fit on the train arm of a hash split, evaluate on the test arm
+arm="segments.split(customer_id, ARRAY['train', 'validation', 'test'], ARRAY[0.6, 0.2, 0.2])"
+q -d predictive -c "CREATE VIEW telco.train AS SELECT * FROM telco.customers WHERE $arm = 'train'" \
+  -c "CREATE TABLE telco.model AS SELECT segments.logistic_regression('telco.train', 'churned', $list) AS model" \
+  -c "CREATE VIEW telco.test_scores AS SELECT segments.score(c, m.model) AS score, c.churned FROM telco.customers c, telco.model m WHERE $arm = 'test'"
+q -d predictive -c "COPY (SELECT score, churned FROM telco.test_scores) TO STDOUT (FORMAT csv)" >"$WORK/scores.csv"
+q -d predictive -c "COPY (SELECT segments.auc(score, churned), segments.log_loss(score, churned), segments.brier(score, churned),
+                                 segments.gains(score, churned, 10) -> 0 -> 'positives' FROM telco.test_scores) TO STDOUT (FORMAT csv)" >"$WORK/ours.csv"
+"$venv/bin/python" "$HERE/../reference/evaluation.py" "$WORK/scores.csv" "$WORK/ours.csv"

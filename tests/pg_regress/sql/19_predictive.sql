@@ -68,3 +68,46 @@ SELECT sqlstate, message FROM error_of($$SELECT segments.logistic_regression('te
 SELECT sqlstate, message FROM error_of($$SELECT segments.score(b, (SELECT model FROM telco.models)) FROM telco.bad b$$);
 SELECT sqlstate, message FROM error_of($$SELECT segments.score(c, '{"model": "tree"}') FROM telco.customers c$$);
 SELECT sqlstate, message FROM error_of($$SELECT segments.score(c, '[1, 2]') FROM telco.customers c$$);
+
+-- Honest evaluation: a stable hash split, fit on train, measure on test (scikit-learn agrees to 1e-12 in
+-- tests/scripts/predictive.sh)
+SELECT segments.split(customer_id, ARRAY['train', 'validation', 'test'], ARRAY[0.6, 0.2, 0.2]) AS arm, count(*)
+FROM telco.customers GROUP BY 1 ORDER BY 1;
+SELECT segments.split('0002-ORFBO') AS default_split, segments.split('0002-ORFBO', salt => 'other') AS other_salt,
+       segments.split('x', ARRAY['a', 'b'], ARRAY[0, 1]) AS all_weight_on_b;
+CREATE VIEW telco.train AS SELECT * FROM telco.customers
+WHERE segments.split(customer_id, ARRAY['train', 'validation', 'test'], ARRAY[0.6, 0.2, 0.2]) = 'train';
+INSERT INTO telco.models SELECT 'churn_train', segments.logistic_regression('telco.train', 'churned',
+    ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service', 'payment_method', 'paperless_billing', 'senior_citizen']);
+CREATE VIEW telco.holdout AS
+SELECT segments.split(c.customer_id, ARRAY['train', 'validation', 'test'], ARRAY[0.6, 0.2, 0.2]) AS arm, c.contract, c.churned,
+       segments.score(c, m.model) AS risk
+FROM telco.customers c, telco.models m WHERE m.name = 'churn_train';
+SELECT arm, round(segments.auc(risk, churned)::numeric, 4) AS auc, round((segments.auc_ci(risk, churned)).lower::numeric, 4) AS lower,
+       round((segments.auc_ci(risk, churned, 0.9)).upper::numeric, 4) AS upper_90,
+       round(segments.log_loss(risk, churned)::numeric, 4) AS log_loss, round(segments.brier(risk, churned)::numeric, 4) AS brier
+FROM telco.holdout GROUP BY arm ORDER BY arm;
+-- AUC equals the share of (churned, stayed) pairs the score orders right, ties half, counted in plain SQL
+WITH t AS (SELECT risk, churned FROM telco.holdout WHERE arm = 'test' AND contract = 'One year')
+SELECT round(segments.auc(risk, churned)::numeric, 12) = round(
+         (SELECT avg(CASE WHEN p.risk > n.risk THEN 1 WHEN p.risk = n.risk THEN 0.5 ELSE 0 END)
+          FROM t p, t n WHERE p.churned AND NOT n.churned)::numeric, 12) AS auc_is_the_pair_share
+FROM t;
+SELECT contract, round(segments.auc(risk, churned)::numeric, 4) AS auc FROM telco.holdout WHERE arm = 'test' GROUP BY 1 ORDER BY 1;
+SELECT (g ->> 'group')::int AS decile, (g ->> 'rows')::int AS rows, (g ->> 'positives')::int AS churned,
+       round((g ->> 'lift')::numeric, 3) AS lift, round((g ->> 'cumulative_gain')::numeric, 3) AS cumulative_gain
+FROM (SELECT segments.gains(risk, churned, 10) AS t FROM telco.holdout WHERE arm = 'test') x, jsonb_array_elements(t) g;
+-- the same deciles in plain SQL
+SELECT decile, count(*) AS rows, count(*) FILTER (WHERE churned) AS churned
+FROM (SELECT ntile(10) OVER (ORDER BY risk DESC) AS decile, churned FROM telco.holdout WHERE arm = 'test') d
+GROUP BY 1 ORDER BY 1;
+SELECT (g ->> 'group')::int AS quintile, round((g ->> 'mean_score')::numeric, 3) AS predicted,
+       round((g ->> 'observed_rate')::numeric, 3) AS observed
+FROM (SELECT segments.calibration(risk, churned, 5) AS t FROM telco.holdout WHERE arm = 'test') x, jsonb_array_elements(t) g;
+SELECT segments.auc(risk, churned) IS NULL AS no_rows_no_auc FROM telco.holdout WHERE false;
+SELECT sqlstate, message FROM error_of($$SELECT segments.auc(risk, churned) FROM telco.holdout WHERE churned$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.log_loss(risk * 2, churned) FROM telco.holdout$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.auc('NaN', churned) FROM telco.holdout$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.gains(risk, churned, 0) FROM telco.holdout$$);
+SELECT sqlstate, message FROM error_of($$SELECT (segments.auc_ci(risk, churned, 1.5)).lower FROM telco.holdout$$);
+SELECT sqlstate, message FROM error_of($$SELECT segments.split('x', ARRAY['a'], ARRAY[-1])$$);
