@@ -273,3 +273,5 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segments.split(text, text[], float8[], text) IS
     'The arm of an account key by a stable hash (md5 of salt:key): train/test splits, holdouts and A/B groups';
+COMMENT ON FUNCTION segments.segmentation_from_tree(text, regclass, text, text, text[], integer, integer, float8) IS
+    'Grows a classification tree (CART, Gini) on a boolean outcome and saves it as an exclusive segmentation: one segment per node, its split as the rule, the tree''s levels as the hierarchy, training size and outcome rate in the description';

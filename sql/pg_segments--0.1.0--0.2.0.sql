@@ -1586,6 +1586,27 @@ CREATE FUNCTION segments.logistic_regression(
 STRICT STABLE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'logistic_regression_wrapper';
+CREATE FUNCTION segments.segmentation_from_tree(
+	"name" TEXT,
+	"source" regclass,
+	"key_column" TEXT,
+	"outcome" TEXT,
+	"features" TEXT[],
+	"max_depth" INT DEFAULT 3,
+	"min_leaf" INT DEFAULT 1,
+	"min_impurity_decrease" double precision DEFAULT 0.0
+) RETURNS TABLE (
+	"segment" TEXT,
+	"parent" TEXT,
+	"depth" INT,
+	"leaf" bool,
+	"rows" bigint,
+	"positives" bigint,
+	"outcome_rate" double precision
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'segmentation_from_tree_wrapper';
 -- Predictive models: a logistic regression is fitted by segments.logistic_regression (src/api/predict.rs) into
 -- a jsonb value that can be stored anywhere; score and explain_score read it per row like classify (raw C
 -- functions: the model is compiled once per call site).
@@ -1684,6 +1705,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segments.split(text, text[], float8[], text) IS
     'The arm of an account key by a stable hash (md5 of salt:key): train/test splits, holdouts and A/B groups';
+
+COMMENT ON FUNCTION segments.segmentation_from_tree(text, regclass, text, text, text[], integer, integer, float8) IS
+    'Grows a classification tree (CART, Gini) on a boolean outcome and saves it as an exclusive segmentation: one segment per node, its split as the rule, the tree''s levels as the hierarchy, training size and outcome rate in the description';
 
 ---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install

@@ -83,7 +83,8 @@ extension_sql_file!(
         api::models::predicted_clv,
         api::models::sbg_survival,
         api::models::sbg_retention,
-        api::predict::logistic_regression
+        api::predict::logistic_regression,
+        api::predict::segmentation_from_tree
     ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);

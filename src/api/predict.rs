@@ -5,8 +5,8 @@ use super::models::{qualified_name, rows, scan_query, Rows};
 use super::row::{composite_header, jsonb_value, varlena_bytes, RowReader, RowView, TupleColumns};
 use super::{arg, c_function, composite, f8, new_state, raise, state_arg, OrRaise};
 use crate::error::SegError;
-use crate::models::evaluate;
 use crate::models::logistic::{self, Design, Feature, FeatureKind, Scorer, Value};
+use crate::models::{evaluate, tree};
 use crate::rules::sql::quote_ident;
 use crate::rules::{Cell, ColumnType, Columns, Row};
 use pgrx::pg_sys;
@@ -49,31 +49,28 @@ fn value_of<'a>(row: &'a RowView, col: usize, kind: &FeatureKind) -> Option<Valu
     }
 }
 
-/// Logistic regression of a boolean outcome column on feature columns of a relation (rows with a NULL or
-/// non-finite value are left out and counted). Text features are categories, one-hot encoded with the first
-/// level in byte order as the reference.
-#[pg_extern(stable, parallel_unsafe)]
-fn logistic_regression(
-    source: PgRelation,
+/// Training rows read from a relation: the outcome, and per feature its value (a category as the rank of its
+/// level in byte order); rows with a NULL or non-finite value are left out and counted.
+struct Training {
+    features: Vec<Feature>,
+    rows: Vec<(bool, Vec<f64>)>,
+    dropped: usize,
+}
+
+fn read_training(
+    source: &PgRelation,
     outcome: &str,
     features: Vec<Option<String>>,
-    l2: default!(f64, 0.0),
-    max_iterations: default!(i32, 100),
-) -> JsonB {
-    if !(l2.is_finite() && l2 >= 0.0) || max_iterations < 1 {
-        raise(SegError::invalid_argument(
-            "l2 must be a finite number ≥ 0 and max_iterations ≥ 1",
-            "l2 => 0 fits by maximum likelihood; l2 => λ adds λ/2 × the sum of squared slopes (scikit-learn's C = 1/λ)",
-        ));
-    }
+    what: &str,
+) -> Training {
     let names = super::models::feature_names(features);
     if names.is_empty() {
         raise(SegError::invalid_argument(
-            "a model needs at least one feature",
+            format!("a {what} needs at least one feature"),
             "pass e.g. ARRAY['tenure', 'contract']",
         ));
     }
-    let columns = TupleColumns::of_relation(source.oid(), "logistic regression");
+    let columns = TupleColumns::of_relation(source.oid(), what);
     match columns.lookup(outcome) {
         Some((_, ColumnType::Bool)) => {}
         None => raise(SegError::UnknownAttribute {
@@ -99,11 +96,7 @@ fn logistic_regression(
         .chain(names.iter().map(String::as_str))
         .map(quote_ident)
         .collect();
-    let query = format!(
-        "SELECT {} FROM {}",
-        list.join(", "),
-        qualified_name(&source)
-    );
+    let query = format!("SELECT {} FROM {}", list.join(", "), qualified_name(source));
 
     // one pass: numbers and booleans as they are, category levels interned (codes in first-seen order)
     let mut levels: Vec<HashMap<String, usize>> = vec![HashMap::new(); names.len()];
@@ -144,33 +137,64 @@ fn logistic_regression(
             "rows with a NULL outcome or feature are left out",
         ));
     }
-    // category levels in byte order; the first is the reference
-    let mut recode: Vec<Vec<usize>> = vec![vec![]; names.len()];
+    // category levels in byte order; codes become ranks
     for (j, kind) in kinds.iter_mut().enumerate() {
         if let FeatureKind::Category(list) = kind {
             let mut sorted: Vec<(String, usize)> = levels[j].drain().collect();
             sorted.sort();
-            if sorted.len() < 2 {
-                raise(SegError::invalid_argument(
-                    format!("feature \"{}\" has one value in every row used", names[j]),
-                    "a feature with one value cannot explain anything: leave it out",
-                ));
+            let mut rank = vec![0; sorted.len()];
+            for (r, (_, code)) in sorted.iter().enumerate() {
+                rank[*code] = r;
             }
-            recode[j] = vec![0; sorted.len()];
-            for (rank, (_, code)) in sorted.iter().enumerate() {
-                recode[j][*code] = rank;
-            }
+            rows.iter_mut()
+                .for_each(|(_, x)| x[j] = rank[x[j] as usize] as f64);
             *list = sorted.into_iter().map(|(l, _)| l).collect();
         }
     }
-    let model_features: Vec<Feature> = names
-        .iter()
-        .zip(&kinds)
-        .map(|(n, k)| Feature {
-            name: n.clone(),
-            kind: k.clone(),
-        })
+    // a feature with one value explains nothing (and makes the logistic fit singular)
+    for j in 0..names.len() {
+        let first = rows[0].1[j];
+        if rows.iter().all(|(_, x)| x[j] == first) {
+            raise(SegError::invalid_argument(
+                format!("feature \"{}\" has one value in every row used", names[j]),
+                "a feature with one value cannot explain anything: leave it out",
+            ));
+        }
+    }
+    let features = names
+        .into_iter()
+        .zip(kinds)
+        .map(|(name, kind)| Feature { name, kind })
         .collect();
+    Training {
+        features,
+        rows,
+        dropped,
+    }
+}
+
+/// Logistic regression of a boolean outcome column on feature columns of a relation (rows with a NULL or
+/// non-finite value are left out and counted). Text features are categories, one-hot encoded with the first
+/// level in byte order as the reference.
+#[pg_extern(stable, parallel_unsafe)]
+fn logistic_regression(
+    source: PgRelation,
+    outcome: &str,
+    features: Vec<Option<String>>,
+    l2: default!(f64, 0.0),
+    max_iterations: default!(i32, 100),
+) -> JsonB {
+    if !(l2.is_finite() && l2 >= 0.0) || max_iterations < 1 {
+        raise(SegError::invalid_argument(
+            "l2 must be a finite number ≥ 0 and max_iterations ≥ 1",
+            "l2 => 0 fits by maximum likelihood; l2 => λ adds λ/2 × the sum of squared slopes (scikit-learn's C = 1/λ)",
+        ));
+    }
+    let Training {
+        features: model_features,
+        rows,
+        dropped,
+    } = read_training(&source, outcome, features, "logistic regression");
     let k = logistic::terms(&model_features).len();
     let mut design = Design {
         k,
@@ -182,7 +206,7 @@ fn logistic_regression(
         for (j, f) in model_features.iter().enumerate() {
             match &f.kind {
                 FeatureKind::Category(list) => {
-                    let rank = recode[j][x[j] as usize];
+                    let rank = x[j] as usize;
                     design
                         .x
                         .extend((1..list.len()).map(|i| (i == rank) as u8 as f64));
@@ -193,18 +217,6 @@ fn logistic_regression(
         design.y.push(*y);
     }
     drop(rows);
-    for (j, f) in model_features.iter().enumerate() {
-        if !matches!(f.kind, FeatureKind::Category(_)) {
-            let col = design_column(&model_features, j);
-            let first = design.x[col];
-            if design.x.iter().skip(col).step_by(k).all(|v| *v == first) {
-                raise(SegError::invalid_argument(
-                    format!("feature \"{}\" has one value in every row used", names[j]),
-                    "a feature with one value cannot explain anything: leave it out",
-                ));
-            }
-        }
-    }
     let fit = logistic::fit(&design, l2, max_iterations as usize).or_raise();
     if !fit.converged {
         pgrx::warning!("logistic regression did not converge in {max_iterations} iterations: raise max_iterations, or look for a separating feature");
@@ -217,11 +229,6 @@ fn logistic_regression(
         design.y.len(),
         dropped,
     ))
-}
-
-/// The design-matrix column of feature `j`'s first term.
-fn design_column(features: &[Feature], j: usize) -> usize {
-    1 + features[..j].iter().map(|f| f.terms().len()).sum::<usize>()
 }
 
 /// A call site's model, compiled against the row type it meets.
@@ -449,3 +456,171 @@ c_function!(pg_finfo__auc_ci_final, _auc_ci_final, |fcinfo| {
         ],
     )
 });
+
+/// One column the tree splits on: a number or boolean feature, or one level of a category (0/1).
+struct TreeColumn {
+    feature: usize,
+    level: Option<usize>,
+}
+
+/// Grows a classification tree on a boolean outcome and saves it as an exclusive segmentation: every node
+/// below the root is a segment whose rule is its split condition, under its parent's segment, so the leaves
+/// are where segment_of puts accounts. Returns every segment with its training counts.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn segmentation_from_tree(
+    name: &str,
+    source: PgRelation,
+    key_column: &str,
+    outcome: &str,
+    features: Vec<Option<String>>,
+    max_depth: default!(i32, 3),
+    min_leaf: default!(i32, 1),
+    min_impurity_decrease: default!(f64, 0.0),
+) -> TableIterator<
+    'static,
+    (
+        name!(segment, String),
+        name!(parent, Option<String>),
+        name!(depth, i32),
+        name!(leaf, bool),
+        name!(rows, i64),
+        name!(positives, i64),
+        name!(outcome_rate, f64),
+    ),
+> {
+    let Training {
+        features,
+        rows,
+        dropped,
+    } = read_training(&source, outcome, features, "decision tree");
+    let mut layout = vec![];
+    for (j, f) in features.iter().enumerate() {
+        match &f.kind {
+            FeatureKind::Category(levels) => layout.extend((0..levels.len()).map(|l| TreeColumn {
+                feature: j,
+                level: Some(l),
+            })),
+            _ => layout.push(TreeColumn {
+                feature: j,
+                level: None,
+            }),
+        }
+    }
+    // as scikit-learn reads them: float32, categories one-hot (one 0/1 column per level)
+    let columns: Vec<Vec<f32>> = layout
+        .iter()
+        .map(|c| {
+            rows.iter()
+                .map(|(_, x)| match c.level {
+                    Some(l) => (x[c.feature] as usize == l) as u8 as f32,
+                    None => x[c.feature] as f32,
+                })
+                .collect()
+        })
+        .collect();
+    let y: Vec<bool> = rows.iter().map(|r| r.0).collect();
+    let params = tree::Params {
+        max_depth: max_depth.max(0) as usize,
+        min_leaf: min_leaf.max(0) as usize,
+        min_impurity_decrease,
+    };
+    let root = tree::grow(&columns, &y, &params).or_raise();
+    let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+    let description = format!(
+        "decision tree of {outcome} (Gini; max_depth {max_depth}, min_leaf {min_leaf}, min_impurity_decrease {min_impurity_decrease}) over {}; {} training rows{}",
+        names.join(", "),
+        y.len(),
+        if dropped > 0 { format!(" ({dropped} with a NULL left out)") } else { String::new() }
+    );
+    Spi::run_with_args(
+        "INSERT INTO segments.segmentation (name, source, key_column, description) VALUES ($1, $2, $3, $4)",
+        &[name.into(), source.oid().into(), key_column.into(), description.into()],
+    )
+    .unwrap_or_else(|e| raise(SegError::invalid_argument(e.to_string(), "")));
+    // the condition of one side of a split: (rule, readable text)
+    let side = |c: &TreeColumn, threshold: f64, left: bool| -> (serde_json::Value, String) {
+        let f = &features[c.feature];
+        match (&f.kind, c.level) {
+            (FeatureKind::Category(levels), Some(l)) => {
+                let level = &levels[l];
+                if left {
+                    (
+                        json!({"attr": f.name, "op": "not_in", "value": [level]}),
+                        format!("{} ≠ {level}", f.name),
+                    )
+                } else {
+                    (
+                        json!({"attr": f.name, "op": "in", "value": [level]}),
+                        format!("{} = {level}", f.name),
+                    )
+                }
+            }
+            (FeatureKind::Boolean, _) => (
+                json!({"attr": f.name, "op": "=", "value": !left}),
+                format!("{}{}", if left { "not " } else { "" }, f.name),
+            ),
+            _ => {
+                let shown = (threshold * 100.0).round() / 100.0;
+                if left {
+                    (
+                        json!({"attr": f.name, "op": "<=", "value": threshold}),
+                        format!("{} ≤ {shown}", f.name),
+                    )
+                } else {
+                    (
+                        json!({"attr": f.name, "op": ">", "value": threshold}),
+                        format!("{} > {shown}", f.name),
+                    )
+                }
+            }
+        }
+    };
+    let mut out = vec![];
+    let mut stack: Vec<(&tree::Node, Option<String>, i32)> = vec![(&root, None, 0)];
+    while let Some((node, path, depth)) = stack.pop() {
+        if let tree::Node::Split {
+            column,
+            threshold,
+            left,
+            right,
+            ..
+        } = node
+        {
+            for (priority, child, is_left) in [(1, left.as_ref(), true), (2, right.as_ref(), false)]
+            {
+                let (rule, text) = side(&layout[*column], *threshold, is_left);
+                let segment = match &path {
+                    Some(p) => format!("{p} & {text}"),
+                    None => text,
+                };
+                let rate = child.positives() as f64 / child.rows() as f64;
+                let about = format!(
+                    "{} training rows, {:.1}% {outcome} ({})",
+                    child.rows(),
+                    100.0 * rate,
+                    child.positives()
+                );
+                Spi::run_with_args(
+                    "INSERT INTO segments.segment (segmentation, name, parent, priority, rule, description) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[name.into(), segment.clone().into(), path.clone().into(), (priority as i32).into(), JsonB(rule).into(), about.into()],
+                )
+                .unwrap_or_else(|e| raise(SegError::invalid_argument(e.to_string(), "")));
+                out.push((
+                    segment.clone(),
+                    path.clone(),
+                    depth + 1,
+                    matches!(child, tree::Node::Leaf { .. }),
+                    child.rows() as i64,
+                    child.positives() as i64,
+                    rate,
+                ));
+                stack.push((child, Some(segment), depth + 1));
+            }
+        }
+    }
+    if out.is_empty() {
+        pgrx::warning!("the tree has no split: its segmentation has no segments (every account is in the default segment)");
+    }
+    TableIterator::new(out)
+}

@@ -6,3 +6,4 @@ pub mod lifetime;
 pub mod logistic;
 pub mod optimize;
 pub mod rfm;
+pub mod tree;

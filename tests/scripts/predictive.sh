@@ -29,3 +29,24 @@ q -d predictive -c "COPY (SELECT score, churned FROM telco.test_scores) TO STDOU
 q -d predictive -c "COPY (SELECT segments.auc(score, churned), segments.log_loss(score, churned), segments.brier(score, churned),
                                  segments.gains(score, churned, 10) -> 0 -> 'positives' FROM telco.test_scores) TO STDOUT (FORMAT csv)" >"$WORK/ours.csv"
 "$venv/bin/python" "$HERE/../reference/evaluation.py" "$WORK/scores.csv" "$WORK/ours.csv"
+
+# a churn tree: its leaves partition the accounts as scikit-learn's DecisionTreeClassifier does, and
+# segment_of puts exactly the leaf's accounts in each leaf segment
+for params in "3 100" "5 20"; do
+  read -r depth leaf <<<"$params"
+  q -d predictive -c "SELECT count(*) FROM segments.segmentation_from_tree('tree_$depth', 'telco.customers', 'customer_id', 'churned', $list, max_depth => $depth, min_leaf => $leaf)" >/dev/null
+  q -d predictive -c "COPY (SELECT rows, positives FROM segments.segment s JOIN LATERAL (SELECT (regexp_match(s.description, '^(\d+) training rows'))[1]::int AS rows,
+                                   (regexp_match(s.description, '\((\d+)\)$'))[1]::int AS positives) d ON true
+                            WHERE s.segmentation = 'tree_$depth' AND NOT EXISTS (SELECT 1 FROM segments.segment c WHERE c.segmentation = s.segmentation AND c.parent = s.name))
+                      TO STDOUT (FORMAT csv)" >"$WORK/leaves.csv"
+  "$venv/bin/python" "$HERE/../reference/tree.py" "$WORK/rows.csv" "$WORK/leaves.csv" "$depth" "$leaf" nncccbb
+  # segment_of agrees with the tree's counts, and to_sql with segment_of, on every account
+  bad=$(qa -d predictive -c "SELECT count(*) FROM (SELECT segments.segment_of(c, 'tree_$depth') AS seg, count(*) AS n, count(*) FILTER (WHERE churned) AS p
+                                                   FROM telco.customers c GROUP BY 1) a
+                              JOIN segments.segment s ON s.segmentation = 'tree_$depth' AND s.name = a.seg
+                              WHERE s.description NOT LIKE a.n || ' training rows, %(' || a.p || ')'")
+  [ "$bad" = 0 ] || fail "segment_of does not put the tree's leaf counts in $bad leaf segments"
+  bad=$(qa -d predictive -c "SELECT segments.to_sql('tree_$depth')" | { read -r expr; qa -d predictive -c "SELECT count(*) FROM telco.customers t WHERE ($expr) IS DISTINCT FROM segments.segment_of(t, 'tree_$depth')"; })
+  [ "$bad" = 0 ] || fail "to_sql disagrees with segment_of on $bad accounts of tree_$depth"
+  echo "ok tree_$depth: segment_of gives the leaf counts, to_sql agrees on every account"
+done

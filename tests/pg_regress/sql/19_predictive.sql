@@ -111,3 +111,29 @@ SELECT sqlstate, message FROM error_of($$SELECT segments.auc('NaN', churned) FRO
 SELECT sqlstate, message FROM error_of($$SELECT segments.gains(risk, churned, 0) FROM telco.holdout$$);
 SELECT sqlstate, message FROM error_of($$SELECT (segments.auc_ci(risk, churned, 1.5)).lower FROM telco.holdout$$);
 SELECT sqlstate, message FROM error_of($$SELECT segments.split('x', ARRAY['a'], ARRAY[-1])$$);
+
+-- A churn tree as a segmentation (its leaves equal scikit-learn's in tests/scripts/predictive.sh): readable
+-- rules, the tree's levels as the hierarchy, counts in the descriptions; segment_of, to_sql, explain, health
+SELECT segment, parent IS NULL AS top, depth, leaf, rows, positives, round(outcome_rate::numeric, 3) AS churn_rate
+FROM segments.segmentation_from_tree('churn_tree', 'telco.customers', 'customer_id', 'churned',
+    ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service', 'payment_method', 'paperless_billing', 'senior_citizen'],
+    max_depth => 3, min_leaf => 100)
+ORDER BY depth, segment;
+SELECT name, rule FROM segments.segment WHERE segmentation = 'churn_tree' AND parent = 'contract = Month-to-month' ORDER BY name;
+SELECT segments.segment_of(c, 'churn_tree') AS leaf, count(*) AS accounts, count(*) FILTER (WHERE churned) AS churned
+FROM telco.customers c GROUP BY 1 ORDER BY 1;
+DO $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM telco.customers t WHERE (%s) IS DISTINCT FROM segments.segment_of(t, ''churn_tree'')',
+                   segments.to_sql('churn_tree')) INTO n;
+    RAISE NOTICE 'to_sql disagreements on the tree: %', n;
+END $$;
+UPDATE segments.segmentation SET churned_column = 'churned' WHERE name = 'churn_tree';
+SELECT segment, accounts, round(churn_rate::numeric, 3) AS churn_rate FROM segments.health('churn_tree')
+WHERE segment LIKE '%tenure ≤ 15.5%' OR segment = 'Unsegmented' ORDER BY 1;
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('churn_tree', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'])$$);
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('t2', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], max_depth => 0)$$);
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('t2', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], min_impurity_decrease => -1)$$);
+SELECT count(*) AS segments_of_a_tree_that_cannot_split FROM segments.segmentation_from_tree('t3', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], min_leaf => 4000);
+DELETE FROM segments.segmentation WHERE name IN ('churn_tree', 't3');
