@@ -1607,6 +1607,10 @@ CREATE FUNCTION segments.segmentation_from_tree(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'segmentation_from_tree_wrapper';
+CREATE FUNCTION segments._chi2_sf("x" double precision, "df" double precision) RETURNS double precision
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'chi2_sf_wrapper';
+CREATE FUNCTION segments._t_two_sided("t" double precision, "df" double precision) RETURNS double precision
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 't_two_sided_wrapper';
 -- Predictive models: a logistic regression is fitted by segments.logistic_regression (src/api/predict.rs) into
 -- a jsonb value that can be stored anywhere; score and explain_score read it per row like classify (raw C
 -- functions: the model is compiled once per call site).
@@ -1708,6 +1712,121 @@ COMMENT ON FUNCTION segments.split(text, text[], float8[], text) IS
 
 COMMENT ON FUNCTION segments.segmentation_from_tree(text, regclass, text, text, text[], integer, integer, float8) IS
     'Grows a classification tree (CART, Gini) on a boolean outcome and saves it as an exclusive segmentation: one segment per node, its split as the rule, the tree''s levels as the hierarchy, training size and outcome rate in the description';
+
+-- What makes a segment different: each attribute of the source, in the segment vs the rest of the accounts.
+-- Numbers: the means, Welch's t test; booleans and text: each level's share, Pearson's χ² test of the
+-- segment × level table (no continuity correction). A parent segment is its whole subtree; in an
+-- overlapping segmentation, the accounts tagged with it. NULL values are left out of each attribute's test.
+CREATE FUNCTION segments._numeric_profile(source text, attribute text, membership text,
+    OUT n1 bigint, OUT mean1 float8, OUT var1 float8, OUT n2 bigint, OUT mean2 float8, OUT var2 float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('SELECT count(v) FILTER (WHERE m), avg(v) FILTER (WHERE m), var_samp(v) FILTER (WHERE m),
+                           count(v) FILTER (WHERE NOT m), avg(v) FILTER (WHERE NOT m), var_samp(v) FILTER (WHERE NOT m)
+                    FROM (SELECT t.%I::float8 AS v, %s AS m FROM %s t) x', attribute, membership, source)
+    INTO n1, mean1, var1, n2, mean2, var2;
+END $$;
+
+CREATE FUNCTION segments._profile(segmentation text, segment text, attributes text[])
+RETURNS TABLE (attribute text, level text, segment_value float8, rest_value float8, lift float8, test text,
+               statistic float8, df float8, p_value float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(segmentation);
+    src text := segments._source(g)::text;
+    membership text;
+    a record;
+    s record;
+    se float8;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM segments.segment x WHERE x.segmentation = g.name AND x.name = _profile.segment) THEN
+        RAISE EXCEPTION 'segment "%" does not exist in segmentation "%"', _profile.segment, g.name
+            USING ERRCODE = '42704', HINT = 'see segments.segment for its segments';
+    END IF;
+    -- membership: the segment or any segment below it (exclusive), or its tag (overlapping)
+    membership := CASE WHEN g.mode = 'exclusive' THEN
+        format('segments.segment_of(t, %L) = ANY (%L::text[])', g.name,
+               (WITH RECURSIVE below(name) AS (SELECT _profile.segment
+                                                UNION SELECT x.name FROM segments.segment x JOIN below b ON x.parent = b.name
+                                                WHERE x.segmentation = g.name)
+                SELECT array_agg(name) FROM below))
+        ELSE format('%L = ANY (segments.segments_of(t, %L))', _profile.segment, g.name) END;
+    FOR a IN
+        SELECT att.attname::text AS name, ty.typcategory AS category FROM pg_attribute att
+        JOIN pg_type ty ON ty.oid = att.atttypid
+        WHERE att.attrelid = g.source AND att.attnum > 0 AND NOT att.attisdropped AND att.attname <> g.key_column
+          AND ty.typcategory IN ('N', 'B', 'S') AND (attributes IS NULL OR att.attname = ANY (attributes))
+        ORDER BY att.attnum
+    LOOP
+        IF a.category = 'N' THEN
+            s := segments._numeric_profile(src, a.name, membership);
+            se := sqrt(s.var1 / s.n1 + s.var2 / s.n2);
+            attribute := a.name; level := NULL; test := 'welch_t';
+            segment_value := s.mean1; rest_value := s.mean2; lift := s.mean1 / nullif(s.mean2, 0);
+            statistic := (s.mean1 - s.mean2) / nullif(se, 0);
+            df := (s.var1 / s.n1 + s.var2 / s.n2) ^ 2
+                  / nullif((s.var1 / s.n1) ^ 2 / (s.n1 - 1) + (s.var2 / s.n2) ^ 2 / (s.n2 - 1), 0);
+            p_value := segments._t_two_sided(statistic, df);
+            RETURN NEXT;
+        ELSE
+            -- one row per level; the attribute's χ² over the 2 × levels table on each
+            RETURN QUERY EXECUTE format($q$
+                WITH c AS (SELECT t.%1$I::text AS v, %2$s AS m, count(*) AS n FROM %3$s t WHERE t.%1$I IS NOT NULL GROUP BY 1, 2),
+                levels AS (SELECT v, coalesce(sum(n) FILTER (WHERE m), 0) AS i, coalesce(sum(n) FILTER (WHERE NOT m), 0) AS o FROM c GROUP BY v),
+                totals AS (SELECT sum(i) AS ti, sum(o) AS tot, sum(i) + sum(o) AS n, count(*) AS k FROM levels),
+                chi AS (SELECT sum((l.i - e.ei) ^ 2 / nullif(e.ei, 0) + (l.o - e.eo) ^ 2 / nullif(e.eo, 0)) AS x
+                        FROM levels l, totals t, LATERAL (SELECT (l.i + l.o) * t.ti / t.n AS ei, (l.i + l.o) * t.tot / t.n AS eo) e)
+                SELECT %4$L, l.v, l.i / nullif(t.ti, 0)::float8, l.o / nullif(t.tot, 0)::float8,
+                       (l.i / nullif(t.ti, 0)::float8) / nullif(l.o / nullif(t.tot, 0)::float8, 0), 'chi2',
+                       chi.x::float8, (t.k - 1)::float8, segments._chi2_sf(chi.x, t.k - 1)
+                FROM levels l, totals t, chi$q$, a.name, membership, src, a.name);
+        END IF;
+    END LOOP;
+END $$;
+-- ordered by effect: the strongest evidence first, then the largest statistic
+CREATE FUNCTION segments.profile(segmentation text, segment text, attributes text[] DEFAULT NULL)
+RETURNS TABLE (attribute text, level text, segment_value float8, rest_value float8, lift float8, test text,
+               statistic float8, df float8, p_value float8)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM segments._profile(segmentation, segment, attributes) p
+    ORDER BY p.p_value NULLS LAST, abs(p.statistic) DESC NULLS LAST, p.attribute, p.level
+$$;
+COMMENT ON FUNCTION segments.profile(text, text, text[]) IS
+    'What is special about a segment: per attribute, the segment vs the rest (means with Welch''s t test; level shares with Pearson''s χ²), lift and p-value';
+
+-- The CHAID statistic: χ² of the outcome against each attribute (numbers cut into deciles by ntile(10)).
+CREATE FUNCTION segments.association(source regclass, outcome text, attributes text[] DEFAULT NULL)
+RETURNS TABLE (attribute text, levels bigint, statistic float8, df float8, p_value float8, cramers_v float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE a record;
+BEGIN
+    IF (SELECT atttypid FROM pg_attribute WHERE attrelid = source AND attname = outcome AND NOT attisdropped) IS DISTINCT FROM 'boolean'::regtype THEN
+        RAISE EXCEPTION 'the outcome "%" of % is not a boolean column', outcome, source
+            USING ERRCODE = '42804', HINT = 'pass a boolean column, e.g. churned';
+    END IF;
+    FOR a IN
+        SELECT att.attname::text AS name, ty.typcategory AS category FROM pg_attribute att JOIN pg_type ty ON ty.oid = att.atttypid
+        WHERE att.attrelid = source AND att.attnum > 0 AND NOT att.attisdropped AND att.attname <> outcome
+          AND ty.typcategory IN ('N', 'B', 'S') AND (attributes IS NULL OR att.attname = ANY (attributes))
+          -- a unique key has one level per row: nothing to test (unless asked for by name)
+          AND (attributes IS NOT NULL OR NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = source AND i.indisunique
+                                                     AND i.indnatts = 1 AND i.indkey[0] = att.attnum))
+        ORDER BY att.attnum
+    LOOP
+        RETURN QUERY EXECUTE format($q$
+            WITH r AS (SELECT %2$s AS v, t.%3$I AS y FROM %4$s t WHERE t.%1$I IS NOT NULL AND t.%3$I IS NOT NULL),
+            c AS (SELECT v, count(*) FILTER (WHERE y) AS i, count(*) FILTER (WHERE NOT y) AS o FROM r GROUP BY v),
+            totals AS (SELECT sum(i) AS ti, sum(o) AS tot, sum(i) + sum(o) AS n, count(*) AS k FROM c),
+            chi AS (SELECT sum((c.i - (c.i + c.o) * t.ti / t.n) ^ 2 / nullif((c.i + c.o) * t.ti / t.n, 0)
+                             + (c.o - (c.i + c.o) * t.tot / t.n) ^ 2 / nullif((c.i + c.o) * t.tot / t.n, 0)) AS x FROM c, totals t)
+            SELECT %5$L, t.k, chi.x::float8, (t.k - 1)::float8, segments._chi2_sf(chi.x, t.k - 1), sqrt(chi.x / t.n)::float8
+            FROM totals t, chi$q$,
+            a.name, CASE WHEN a.category = 'N' THEN format('ntile(10) OVER (ORDER BY t.%I)::text', a.name) ELSE format('t.%I::text', a.name) END,
+            outcome, source, a.name);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION segments.association(regclass, text, text[]) IS
+    'χ² association of a boolean outcome with each attribute (the CHAID statistic; numbers in deciles), with p-value and Cramér''s V';
 
 ---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install

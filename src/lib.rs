@@ -84,7 +84,9 @@ extension_sql_file!(
         api::models::sbg_survival,
         api::models::sbg_retention,
         api::predict::logistic_regression,
-        api::predict::segmentation_from_tree
+        api::predict::segmentation_from_tree,
+        api::predict::chi2_sf,
+        api::predict::t_two_sided
     ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);

@@ -624,3 +624,15 @@ fn segmentation_from_tree(
     }
     TableIterator::new(out)
 }
+
+/// P(χ² > x) with `df` degrees of freedom (the profile and association tests).
+#[pg_extern(immutable, parallel_safe, strict, name = "_chi2_sf")]
+fn chi2_sf(x: f64, df: f64) -> Option<f64> {
+    (df > 0.0 && x.is_finite()).then(|| crate::metrics::stats::chi2_sf(x, df))
+}
+
+/// Two-sided p-value of Student's t with `df` degrees of freedom (Welch's test in the profile).
+#[pg_extern(immutable, parallel_safe, strict, name = "_t_two_sided")]
+fn t_two_sided(t: f64, df: f64) -> Option<f64> {
+    (df > 0.0 && !t.is_nan()).then(|| crate::metrics::stats::t_two_sided(t, df))
+}

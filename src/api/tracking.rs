@@ -391,7 +391,6 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
         let name = CStr::from_ptr(*(*trigger).tgargs)
             .to_string_lossy()
             .into_owned();
-        let at = pg_sys::GetCurrentTimestamp();
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             internal("could not connect to SPI");
         }
@@ -411,6 +410,9 @@ unsafe fn on_statement(data: *mut pg_sys::TriggerData) {
             pg_sys::InvalidOid,
             pg_sys::Datum::from(t.lock_key),
         );
+        // the time of the change is read once the lock is held: a refresh that committed while this statement
+        // waited opened memberships at its own time, which this one must not close before
+        let at = pg_sys::GetCurrentTimestamp();
         let rows = count((*data).tg_newtable) + count((*data).tg_oldtable);
         let truncated =
             (*data).tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE;

@@ -182,7 +182,7 @@ mod tests {
         ];
         let (a, var) = auc(&pairs).unwrap();
         let mut wins = 0.0;
-        let (pos, neg): (Vec<_>, Vec<_>) = pairs.iter().partition(|p| p.1);
+        let (pos, neg): (Vec<&(f64, bool)>, Vec<&(f64, bool)>) = pairs.iter().partition(|p| p.1);
         for p in &pos {
             for q in &neg {
                 wins += if p.0 > q.0 {

@@ -50,3 +50,11 @@ for params in "3 100" "5 20"; do
   [ "$bad" = 0 ] || fail "to_sql disagrees with segment_of on $bad accounts of tree_$depth"
   echo "ok tree_$depth: segment_of gives the leaf counts, to_sql agrees on every account"
 done
+
+# what makes a leaf different (Welch t, χ²) and the CHAID statistic, against scipy
+leaf="contract ≠ Month-to-month & monthly_charges > 93.67 & contract = One year"
+q -d predictive -c "COPY (SELECT segments.segment_of(c, 'tree_3') = '$leaf', churned, contract, tenure FROM telco.customers c) TO STDOUT (FORMAT csv)" >"$WORK/profile_rows.csv"
+q -d predictive -c "COPY (SELECT 'profile ' || attribute, statistic, p_value FROM segments.profile('tree_3', '$leaf', ARRAY['contract', 'tenure']) GROUP BY 1, 2, 3
+                          UNION ALL SELECT 'association contract', statistic, p_value FROM segments.association('telco.customers', 'churned', ARRAY['contract']))
+                    TO STDOUT (FORMAT csv)" >"$WORK/profile_ours.csv"
+"$venv/bin/python" "$HERE/../reference/profile.py" "$WORK/profile_rows.csv" "$WORK/profile_ours.csv"

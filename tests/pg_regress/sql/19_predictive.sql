@@ -132,6 +132,20 @@ END $$;
 UPDATE segments.segmentation SET churned_column = 'churned' WHERE name = 'churn_tree';
 SELECT segment, accounts, round(churn_rate::numeric, 3) AS churn_rate FROM segments.health('churn_tree')
 WHERE segment LIKE '%tenure ≤ 15.5%' OR segment = 'Unsegmented' ORDER BY 1;
+-- What is special about the riskiest leaf: its attributes against the rest, strongest evidence first
+-- (equal to scipy in tests/scripts/predictive.sh)
+SELECT attribute, level, round(segment_value::numeric, 3) AS segment, round(rest_value::numeric, 3) AS rest,
+       round(lift::numeric, 2) AS lift, test, round(statistic::numeric, 1) AS statistic, round(df::numeric, 1) AS df,
+       p_value < 1e-10 AS p_below_1e_10
+FROM segments.profile('churn_tree', 'contract = Month-to-month & internet_service = Fiber optic & tenure ≤ 15.5',
+                      ARRAY['tenure', 'monthly_charges', 'paperless_billing', 'payment_method', 'gender']);
+-- the parent segment is its whole subtree
+SELECT round(segment_value::numeric, 3) AS month_to_month_share FROM segments.profile('churn_tree', 'contract = Month-to-month', ARRAY['contract'])
+WHERE level = 'Month-to-month';
+SELECT attribute, levels, round(statistic::numeric, 1) AS chi2, df, round(cramers_v::numeric, 3) AS cramers_v
+FROM segments.association('telco.customers', 'churned') ORDER BY statistic DESC LIMIT 5;
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.profile('churn_tree', 'no such segment')$$);
+SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.association('telco.customers', 'tenure')$$);
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('churn_tree', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'])$$);
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('t2', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], max_depth => 0)$$);
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('t2', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], min_impurity_decrease => -1)$$);
