@@ -71,7 +71,8 @@ BEGIN
         PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
         PERFORM segments._check_readable(src,
             ARRAY(SELECT jsonb_path_query(NEW.rule, 'lax $.**.attr') #>> '{}'
-                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.features[*]') #>> '{}'),
+                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.features[*] ? (@.type() == "string")') #>> '{}'
+                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.score.features[*].name') #>> '{}'),
             format('segment "%s" rule', NEW.name));
     END IF;
     -- the parent's existence is the foreign key's job (23503); a cycle is ours
@@ -1418,7 +1419,9 @@ BEGIN
     SELECT array_agg(a ORDER BY a) INTO attributes
     FROM (SELECT jsonb_path_query(s.rule, 'lax $.**.attr') #>> '{}' AS a FROM segments.segment s
           WHERE s.segmentation = g.name AND s.active
-          UNION SELECT jsonb_path_query(s.rule, 'lax $.**.features[*]') #>> '{}' FROM segments.segment s
+          UNION SELECT jsonb_path_query(s.rule, 'lax $.**.features[*] ? (@.type() == "string")') #>> '{}' FROM segments.segment s
+          WHERE s.segmentation = g.name AND s.active
+          UNION SELECT jsonb_path_query(s.rule, 'lax $.**.score.features[*].name') #>> '{}' FROM segments.segment s
           WHERE s.segmentation = g.name AND s.active) x
     WHERE a IS NOT NULL;
     IF attributes IS NULL THEN

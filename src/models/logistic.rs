@@ -386,7 +386,7 @@ pub fn model_json(
 }
 
 /// A stored model read back for scoring.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scorer {
     pub features: Vec<Feature>,
     pub beta: Vec<f64>,

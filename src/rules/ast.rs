@@ -17,6 +17,8 @@ pub enum Rule {
     Cond(Cond),
     /// Nearest-centroid membership (clusters turned into segments).
     Nearest(Nearest),
+    /// A model's probability compared with a value.
+    Score(Box<super::score::ScoreRule>),
 }
 
 impl Rule {
@@ -27,7 +29,7 @@ impl Rule {
             Rule::All(rules) | Rule::Any(rules) => rules.iter().any(Rule::reads_clock),
             Rule::Not(rule) => rule.reads_clock(),
             Rule::Cond(c) => matches!(c.op, Op::Within | Op::OlderThan) && c.as_of.is_none(),
-            Rule::True | Rule::Nearest(_) => false,
+            Rule::True | Rule::Nearest(_) | Rule::Score(_) => false,
         }
     }
 }
@@ -79,7 +81,7 @@ pub const OPERATORS: &str =
     "=, !=, <, <=, >, >=, between, in, not_in, is_null, not_null, contains, starts_with, \
                              ends_with, matches, within, older_than";
 const NODE_KEYS: &str =
-    "\"all\", \"any\", \"not\", \"nearest\", true, or a condition {\"attr\", \"op\", \"value\"}";
+    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"} or a score {\"score\", \"op\", \"value\"}";
 
 impl Op {
     pub fn parse(s: &str) -> Option<Op> {
@@ -184,6 +186,9 @@ fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Rule> {
                     "nearest" => return parse_nearest(inner, &child_path).map(Rule::Nearest),
                     _ => {}
                 }
+            }
+            if super::score::is_score(map) {
+                return super::score::parse(map, path).map(|r| Rule::Score(Box::new(r)));
             }
             parse_cond(map, path).map(Rule::Cond)
         }

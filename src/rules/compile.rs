@@ -137,6 +137,7 @@ pub enum Expr {
     Not(Box<Expr>),
     Test(Test),
     Nearest(NearestTest),
+    Score(Box<super::score::ScoreTest>),
 }
 
 /// Compiles a parsed rule against `columns`; `now` (µs since 2000-01-01) anchors `within` / `older_than`.
@@ -155,6 +156,7 @@ pub fn compile(rule: &Rule, columns: &dyn Columns, now: i64) -> Result<Expr> {
         ),
         Rule::Not(r) => Expr::Not(Box::new(compile(r, columns, now)?)),
         Rule::Cond(c) => Expr::Test(compile_cond(c, columns, now)?),
+        Rule::Score(r) => Expr::Score(Box::new(super::score::compile(r, columns)?)),
         Rule::Nearest(n) => {
             let cols = n
                 .features
@@ -387,7 +389,7 @@ pub fn check_time_literals(rule: &Rule, columns: &dyn Columns) -> Result<()> {
             }
             Ok(())
         }
-        Rule::True | Rule::Nearest(_) => Ok(()),
+        Rule::True | Rule::Nearest(_) | Rule::Score(_) => Ok(()),
     }
 }
 
@@ -413,7 +415,7 @@ fn compare(cell: &Cell, s: &Scalar) -> Option<Ordering> {
 
 impl Check {
     /// NULL matches only `is_null`; every other test on NULL is false (so `not` of it is true).
-    fn eval(&self, cell: Cell) -> bool {
+    pub(crate) fn eval(&self, cell: Cell) -> bool {
         if let Cell::Null = cell {
             return matches!(self, Check::IsNull);
         }
@@ -481,6 +483,7 @@ impl Expr {
             Expr::Not(e) => !e.eval(row),
             Expr::Test(t) => t.check.eval(row.cell(t.col)),
             Expr::Nearest(n) => n.nearest(row) == Some(n.rule.cluster),
+            Expr::Score(s) => s.eval(row),
         }
     }
 
@@ -512,6 +515,7 @@ impl Expr {
             Expr::Nearest(n) => {
                 json!({"nearest": {"features": n.rule.features, "cluster": n.rule.cluster}, "nearest_cluster": n.nearest(row), "pass": pass})
             }
+            Expr::Score(s) => s.explain(row),
         }
     }
 }

@@ -22,11 +22,11 @@ pub fn quote_literal(s: &str) -> String {
 
 /// An operator of pg_catalog, named so that one planted on the reader's search_path is never chosen
 /// (`OPERATOR(...)` binds like any other operator, tighter than comparisons: callers parenthesize).
-fn catalog_op(sym: &str) -> String {
+pub(super) fn catalog_op(sym: &str) -> String {
     format!("OPERATOR(pg_catalog.{sym})")
 }
 
-fn float_literal(f: f64) -> String {
+pub(super) fn float_literal(f: f64) -> String {
     // {:?} keeps the shortest round-trip form and always has a digit after the point or an exponent
     let s = format!("{f:?}");
     if s.contains(['e', 'E']) {
@@ -200,6 +200,7 @@ pub fn expr_sql(e: &Expr) -> String {
         Expr::Not(e) => format!("(NOT {})", expr_sql(e)),
         Expr::Test(t) => test_sql(t),
         Expr::Nearest(n) => nearest_sql(n),
+        Expr::Score(s) => s.sql(),
     }
 }
 

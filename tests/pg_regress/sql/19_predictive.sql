@@ -151,3 +151,41 @@ SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_fro
 SELECT sqlstate, message FROM error_of($$SELECT * FROM segments.segmentation_from_tree('t2', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], min_impurity_decrease => -1)$$);
 SELECT count(*) AS segments_of_a_tree_that_cannot_split FROM segments.segmentation_from_tree('t3', 'telco.customers', 'customer_id', 'churned', ARRAY['tenure'], min_leaf => 4000);
 DELETE FROM segments.segmentation WHERE name IN ('churn_tree', 't3');
+
+-- A model in a rule: the At-Risk segment of the seed material, "churn risk ≥ 0.6", with no hand-built view
+INSERT INTO segments.segmentation (name, source, key_column, churned_column) VALUES ('risk', 'telco.customers', 'customer_id', 'churned');
+INSERT INTO segments.segment (segmentation, name, priority, rule)
+SELECT 'risk', 'At-Risk', 1, jsonb_build_object('score', model, 'op', '>=', 'value', 0.6) FROM telco.models WHERE name = 'churn'
+UNION ALL
+SELECT 'risk', 'Watch', 2, jsonb_build_object('score', model, 'op', 'between', 'value', jsonb_build_array(0.3, 0.6)) FROM telco.models WHERE name = 'churn';
+SELECT segments.segment_of(c, 'risk') AS segment, count(*) AS accounts, count(*) FILTER (WHERE churned) AS churned
+FROM telco.customers c GROUP BY 1 ORDER BY 1;
+-- the same accounts as scoring in a WHERE clause, and to_sql, classify and refresh agree on every account
+SELECT count(*) FILTER (WHERE (segments.segment_of(c, 'risk') = 'At-Risk') IS DISTINCT FROM (segments.score(c, m.model) >= 0.6)) AS differ_from_score
+FROM telco.customers c, telco.models m WHERE m.name = 'churn';
+SELECT * FROM segments.refresh('risk');
+DO $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format($q$SELECT count(*) FROM telco.customers t
+                      LEFT JOIN segments.current_membership m ON m.segmentation = 'risk' AND m.account_key = t.customer_id
+                      WHERE (%s) IS DISTINCT FROM segments.segment_of(t, 'risk')
+                         OR segments.classify(t, segments.ruleset('risk')) IS DISTINCT FROM segments.segment_of(t, 'risk')
+                         OR m.segment IS DISTINCT FROM segments.segment_of(t, 'risk')$q$, segments.to_sql('risk')) INTO n;
+    RAISE NOTICE 'score rule disagreements between to_sql, classify, refresh and segment_of: %', n;
+END $$;
+SELECT e -> 'segments' -> 0 -> 'rule' ->> 'op' AS op, round((e -> 'segments' -> 0 -> 'rule' ->> 'probability')::numeric, 4) AS probability,
+       e -> 'segments' -> 0 -> 'rule' ->> 'pass' AS pass
+FROM telco.customers c, segments.explain(c, 'risk') e WHERE c.customer_id = '7590-VHVEG';
+SELECT segment, accounts, round(churn_rate::numeric, 3) AS churn_rate FROM segments.health('risk') ORDER BY 1;
+-- a score rule is checked when saved like any other
+SELECT sqlstate, message FROM error_of($$INSERT INTO segments.segment (segmentation, name, rule)
+  VALUES ('risk', 'bad', '{"score": {"model": "logistic"}, "op": ">=", "value": 0.5}')$$);
+SELECT sqlstate, message FROM error_of($$INSERT INTO segments.segment (segmentation, name, rule)
+  SELECT 'risk', 'bad', jsonb_build_object('score', model, 'op', 'matches', 'value', 0.5) FROM telco.models WHERE name = 'churn'$$);
+SELECT sqlstate, message FROM error_of($$INSERT INTO segments.segment (segmentation, name, rule)
+  SELECT 'risk', 'bad', jsonb_build_object('score', model, 'op', '>=', 'value', 'high') FROM telco.models WHERE name = 'churn'$$);
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('risk_bad', 'telco.bad', 'customer_id');
+SELECT sqlstate, message FROM error_of($$INSERT INTO segments.segment (segmentation, name, rule)
+  SELECT 'risk_bad', 'bad', jsonb_build_object('score', model, 'op', '>=', 'value', 0.5) FROM telco.models WHERE name = 'churn'$$);
+DELETE FROM segments.segmentation WHERE name IN ('risk', 'risk_bad');
