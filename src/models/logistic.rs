@@ -479,9 +479,32 @@ impl Scorer {
         Some(x)
     }
 
+    /// The log-odds of a row whose feature `j` is `value(j)`, or None for a NULL feature or an unseen level.
+    /// Sums the terms in design order without building the row (zero indicators add nothing), so it equals
+    /// Σ xᵢβᵢ over `design_row` and the SQL `to_sql` writes.
+    pub fn log_odds<'v>(&self, value: impl Fn(usize) -> Option<Value<'v>>) -> Option<f64> {
+        let mut eta = self.beta[0];
+        let mut at = 1;
+        for (j, f) in self.features.iter().enumerate() {
+            match (&f.kind, value(j)?) {
+                (FeatureKind::Number, Value::Number(x)) => eta += x * self.beta[at],
+                (FeatureKind::Boolean, Value::Boolean(b)) => eta += (b as u8 as f64) * self.beta[at],
+                (FeatureKind::Category(levels), Value::Level(l)) => {
+                    let i = levels.binary_search_by(|x| x.as_str().cmp(l)).ok()?;
+                    if i > 0 {
+                        eta += self.beta[at + i - 1];
+                    }
+                    at += levels.len() - 2;
+                }
+                _ => return None,
+            }
+            at += 1;
+        }
+        Some(eta)
+    }
+
     /// P(outcome) for one row's feature values (None: a NULL feature or an unseen level).
     pub fn probability(&self, values: &[Option<Value>]) -> Option<f64> {
-        let x = self.design_row(values)?;
-        Some(sigmoid(x.iter().zip(&self.beta).map(|(a, b)| a * b).sum()))
+        self.log_odds(|j| values[j]).map(sigmoid)
     }
 }

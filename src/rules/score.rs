@@ -8,7 +8,7 @@ use super::compile::{Cell, Check, ColumnType, Columns, Row, Scalar};
 use super::number::Number;
 use super::sql::{catalog_op, float_literal, quote_ident, quote_literal};
 use crate::error::{Result, SegError};
-use crate::models::logistic::{FeatureKind, Scorer, Value as Feature};
+use crate::models::logistic::{sigmoid, FeatureKind, Scorer, Value as Feature};
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,21 +133,20 @@ pub fn compile(rule: &ScoreRule, columns: &dyn Columns) -> Result<ScoreTest> {
 impl ScoreTest {
     /// The model's probability for the row, or None (a NULL feature, an unseen level).
     pub fn probability<R: Row + ?Sized>(&self, row: &R) -> Option<f64> {
-        let values: Vec<Option<Feature>> = self
-            .cols
-            .iter()
-            .zip(&self.rule.scorer.features)
-            .map(|(&c, f)| match (&f.kind, row.cell(c)) {
-                (_, Cell::Null) => None,
-                (FeatureKind::Number, _) => {
-                    row.float(c).filter(|x| x.is_finite()).map(Feature::Number)
+        let features = &self.rule.scorer.features;
+        self.rule
+            .scorer
+            .log_odds(|j| {
+                let c = self.cols[j];
+                match (&features[j].kind, row.cell(c)) {
+                    (_, Cell::Null) => None,
+                    (FeatureKind::Number, _) => row.float(c).filter(|x| x.is_finite()).map(Feature::Number),
+                    (FeatureKind::Boolean, Cell::Bool(b)) => Some(Feature::Boolean(b)),
+                    (FeatureKind::Category(_), Cell::Text(t)) => Some(Feature::Level(t)),
+                    _ => None,
                 }
-                (FeatureKind::Boolean, Cell::Bool(b)) => Some(Feature::Boolean(b)),
-                (FeatureKind::Category(_), Cell::Text(t)) => Some(Feature::Level(t)),
-                _ => None,
             })
-            .collect();
-        self.rule.scorer.probability(&values)
+            .map(sigmoid)
     }
 
     pub fn eval<R: Row + ?Sized>(&self, row: &R) -> bool {
