@@ -179,3 +179,44 @@ WHERE from_segment IS DISTINCT FROM to_segment ORDER BY accounts DESC LIMIT 8;
 \else
 \echo 'skipped: the Online Retail file was not found (bin/demo looks for ../shared/data/online_retail.csv.gz, or set PG_SEGMENTS_RETAIL_CSV)'
 \endif
+
+\echo
+\echo '## 13. Predictive segmentation on Telco: a churn model, an At-Risk segment, a churn tree, honest evaluation'
+\echo 'A 60/20/20 hash split; a logistic regression of churn fitted on the train arm (coefficients as statsmodels gives them):'
+CREATE VIEW telco.train AS SELECT * FROM telco.customers
+WHERE segments.split(customer_id, ARRAY['train', 'validation', 'test'], ARRAY[0.6, 0.2, 0.2]) = 'train';
+CREATE TABLE telco.models AS SELECT 'churn' AS name, segments.logistic_regression('telco.train', 'churned',
+    ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service', 'payment_method', 'paperless_billing', 'senior_citizen']) AS model;
+SELECT c ->> 'term' AS term, round((c ->> 'estimate')::numeric, 4) AS estimate, round((c ->> 'odds_ratio')::numeric, 3) AS odds_ratio,
+       round((c ->> 'p_value')::numeric, 4) AS p_value
+FROM telco.models, jsonb_array_elements(model -> 'coefficients') c;
+\echo 'Measured on the test arm (never seen by the fit): AUC with its 95% interval, log loss, Brier score:'
+CREATE VIEW telco.test_scores AS
+SELECT c.customer_id, c.churned, c.contract, segments.score(c, m.model) AS risk FROM telco.customers c, telco.models m
+WHERE segments.split(c.customer_id, ARRAY['train', 'validation', 'test'], ARRAY[0.6, 0.2, 0.2]) = 'test';
+SELECT round((a).estimate::numeric, 3) AS auc, round((a).lower::numeric, 3) AS lower, round((a).upper::numeric, 3) AS upper,
+       (a).n AS accounts, round(log_loss::numeric, 3) AS log_loss, round(brier::numeric, 3) AS brier
+FROM (SELECT segments.auc_ci(risk, churned) AS a, segments.log_loss(risk, churned), segments.brier(risk, churned)
+      FROM telco.test_scores) e;
+\echo 'Gains by score decile on the test arm:'
+SELECT (g ->> 'group')::int AS decile, (g ->> 'rows')::int AS accounts, (g ->> 'positives')::int AS churned,
+       round((g ->> 'lift')::numeric, 2) AS lift, round((g ->> 'cumulative_gain')::numeric, 2) AS cumulative_gain
+FROM (SELECT segments.gains(risk, churned, 10) AS t FROM telco.test_scores) x, jsonb_array_elements(t) g;
+\echo 'An At-Risk segment whose rule is the model (score >= 0.6), and its health:'
+INSERT INTO segments.segmentation (name, source, key_column, churned_column) VALUES ('risk', 'telco.customers', 'customer_id', 'churned');
+INSERT INTO segments.segment (segmentation, name, priority, rule)
+SELECT 'risk', 'At-Risk', 1, jsonb_build_object('score', model, 'op', '>=', 'value', 0.6) FROM telco.models
+UNION ALL SELECT 'risk', 'Watch', 2, jsonb_build_object('score', model, 'op', '>=', 'value', 0.3) FROM telco.models;
+SELECT segment, accounts, round(churn_rate::numeric, 3) AS churn_rate FROM segments.health('risk') ORDER BY churn_rate DESC;
+\echo 'A churn tree (depth 3, leaves of at least 100 accounts) saved as a segmentation with readable rules:'
+SELECT segment, rows AS accounts, round(outcome_rate::numeric, 3) AS churn_rate
+FROM segments.segmentation_from_tree('churn_tree', 'telco.customers', 'customer_id', 'churned',
+    ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service', 'payment_method', 'paperless_billing', 'senior_citizen'],
+    max_depth => 3, min_leaf => 100)
+WHERE leaf ORDER BY outcome_rate DESC;
+\echo 'What is special about the riskiest leaf (vs every other account), strongest evidence first:'
+SELECT attribute, level, round(segment_value::numeric, 3) AS leaf, round(rest_value::numeric, 3) AS rest,
+       round(lift::numeric, 2) AS lift, test, round(statistic::numeric, 1) AS statistic
+FROM segments.profile('churn_tree', 'contract = Month-to-month & internet_service = Fiber optic & tenure ≤ 15.5',
+                      ARRAY['monthly_charges', 'payment_method', 'paperless_billing', 'senior_citizen', 'tech_support', 'gender'])
+LIMIT 12;
