@@ -2,7 +2,7 @@
 //! cursor) and scoring rows with a stored model, per call site like `classify`.
 
 use super::models::{qualified_name, rows, scan_query, Rows};
-use super::row::{composite_header, jsonb_value, varlena_bytes, RowReader, RowView, TupleColumns};
+use super::row::{composite_header, jsonb_value, stored_bytes, RowReader, RowView, TupleColumns};
 use super::{arg, c_function, composite, f8, new_state, raise, state_arg, OrRaise};
 use crate::error::SegError;
 use crate::models::logistic::{self, Design, Feature, FeatureKind, Scorer, Value};
@@ -246,7 +246,8 @@ unsafe fn score_site<'a>(
 ) -> &'a mut ScoreSite {
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        let bytes = varlena_bytes(model);
+        // the model as stored (a TOAST pointer for a big one): no detoasting per row
+        let bytes = stored_bytes(model);
         let cached = (*flinfo).fn_extra as *mut ScoreSite;
         if !cached.is_null() && (*cached).key == bytes && (*cached).reader.same_type(header) {
             return &mut *cached;

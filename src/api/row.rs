@@ -377,6 +377,18 @@ pub unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     }
 }
 
+/// A varlena datum's bytes as stored, header included, without detoasting: for a TOASTed value its TOAST
+/// pointer, which identifies the value. A cheap key for per-call-site caches of a constant argument.
+///
+/// # Safety
+/// `d` must be a non-null varlena datum.
+pub unsafe fn stored_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    unsafe {
+        let v = d.cast_mut_ptr::<pg_sys::varlena>();
+        std::slice::from_raw_parts(v as *const u8, pgrx::varlena::varsize_any(v))
+    }
+}
+
 /// A jsonb datum as a serde value. pgrx's own conversion panics where serde_json refuses the text: numbers
 /// beyond float8 (22003) and nesting deeper than serde's limit of 128 (54001); here they are errors.
 ///

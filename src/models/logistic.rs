@@ -127,11 +127,16 @@ pub fn fit(d: &Design, l2: f64, max_iter: usize) -> Result<Fit> {
             let r = if y { 1.0 - p } else { -p };
             worst_residual = worst_residual.max(r.abs());
             let w = p * (1.0 - p);
+            // category indicators are mostly zero: skip their terms
             for i in 0..k {
+                if row[i] == 0.0 {
+                    continue;
+                }
                 grad[i] += row[i] * r;
                 let wi = w * row[i];
-                for j in 0..=i {
-                    info[i * k + j] += wi * row[j];
+                let lower = &mut info[i * k..i * k + i + 1];
+                for (cell, x) in lower.iter_mut().zip(&row[..=i]) {
+                    *cell += wi * x;
                 }
             }
         }
@@ -201,8 +206,12 @@ fn finish(
         separated &= (p - if y { 1.0 } else { 0.0 }).abs() < 1e-6;
         let w = p * (1.0 - p);
         for i in 0..k {
-            for j in 0..k {
-                info[i * k + j] += w * row[i] * row[j];
+            if row[i] == 0.0 {
+                continue;
+            }
+            let wi = w * row[i];
+            for (cell, x) in info[i * k..(i + 1) * k].iter_mut().zip(row) {
+                *cell += wi * x;
             }
         }
     }
