@@ -117,8 +117,16 @@ fn read_training(
                 Some(Value::Number(v)) => x.push(v),
                 Some(Value::Boolean(b)) => x.push(b as u8 as f64),
                 Some(Value::Level(l)) => {
-                    let next = levels[j].len();
-                    x.push(*levels[j].entry(l.to_string()).or_insert(next) as f64)
+                    // a new String only for a level not seen yet
+                    let code = match levels[j].get(l) {
+                        Some(&code) => code,
+                        None => {
+                            let code = levels[j].len();
+                            levels[j].insert(l.to_string(), code);
+                            code
+                        }
+                    };
+                    x.push(code as f64)
                 }
                 None => {
                     dropped += 1;

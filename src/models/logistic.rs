@@ -172,11 +172,12 @@ pub fn fit(d: &Design, l2: f64, max_iter: usize) -> Result<Fit> {
         if largest < 1e-10
             || (objective - ll_prev).abs() < 1e-14 * objective.abs().max(1.0) && largest < 1e-6
         {
-            return finish(d, beta, l2, null_ll, iteration, true);
+            // the information a step this small left unchanged (to ~1e-10) gives the standard errors
+            return finish(d, beta, l2, null_ll, iteration, true, Some(l));
         }
         ll_prev = objective;
     }
-    finish(d, beta, l2, null_ll, max_iter, false)
+    finish(d, beta, l2, null_ll, max_iter, false, None)
 }
 
 fn separation() -> SegError {
@@ -186,7 +187,9 @@ fn separation() -> SegError {
     }
 }
 
-/// Log-likelihood and standard errors at the final coefficients.
+/// Log-likelihood and standard errors at the final coefficients (from `factor`, the Cholesky factor of the
+/// information just computed, when the last step was too small to change it).
+#[allow(clippy::too_many_arguments)]
 fn finish(
     d: &Design,
     beta: Vec<f64>,
@@ -194,9 +197,10 @@ fn finish(
     null_ll: f64,
     iterations: usize,
     converged: bool,
+    factor: Option<Vec<f64>>,
 ) -> Result<Fit> {
     let k = d.k;
-    let mut info = vec![0.0; k * k];
+    let mut info = vec![0.0; if factor.is_some() { 0 } else { k * k }];
     let mut ll = 0.0;
     let mut separated = true;
     for (row, &y) in d.x.chunks_exact(k).zip(&d.y) {
@@ -204,6 +208,9 @@ fn finish(
         let p = sigmoid(eta);
         ll += if y { -log1p_exp(-eta) } else { -log1p_exp(eta) };
         separated &= (p - if y { 1.0 } else { 0.0 }).abs() < 1e-6;
+        if factor.is_some() {
+            continue;
+        }
         let w = p * (1.0 - p);
         for i in 0..k {
             if row[i] == 0.0 {
@@ -218,13 +225,17 @@ fn finish(
     if separated || !ll.is_finite() {
         return Err(separation());
     }
-    for i in 1..k {
-        info[i * k + i] += l2;
+    if factor.is_none() {
+        for i in 1..k {
+            info[i * k + i] += l2;
+        }
     }
-    let l = cholesky(&info, k).ok_or_else(|| SegError::FitFailed {
-        message: "the information matrix is singular at the fit (quasi-complete separation or collinear features)".into(),
-        detail: "a feature (or a category) that is all one outcome separates it: drop it or fit with an L2 penalty".into(),
-    })?;
+    let l = factor
+        .or_else(|| cholesky(&info, k))
+        .ok_or_else(|| SegError::FitFailed {
+            message: "the information matrix is singular at the fit (quasi-complete separation or collinear features)".into(),
+            detail: "a feature (or a category) that is all one outcome separates it: drop it or fit with an L2 penalty".into(),
+        })?;
     let std_error = (0..k)
         .map(|i| {
             let mut e = vec![0.0; k];
@@ -497,7 +508,9 @@ impl Scorer {
         for (j, f) in self.features.iter().enumerate() {
             match (&f.kind, value(j)?) {
                 (FeatureKind::Number, Value::Number(x)) => eta += x * self.beta[at],
-                (FeatureKind::Boolean, Value::Boolean(b)) => eta += (b as u8 as f64) * self.beta[at],
+                (FeatureKind::Boolean, Value::Boolean(b)) => {
+                    eta += (b as u8 as f64) * self.beta[at]
+                }
                 (FeatureKind::Category(levels), Value::Level(l)) => {
                     let i = levels.binary_search_by(|x| x.as_str().cmp(l)).ok()?;
                     if i > 0 {

@@ -140,7 +140,9 @@ impl ScoreTest {
                 let c = self.cols[j];
                 match (&features[j].kind, row.cell(c)) {
                     (_, Cell::Null) => None,
-                    (FeatureKind::Number, _) => row.float(c).filter(|x| x.is_finite()).map(Feature::Number),
+                    (FeatureKind::Number, _) => {
+                        row.float(c).filter(|x| x.is_finite()).map(Feature::Number)
+                    }
                     (FeatureKind::Boolean, Cell::Bool(b)) => Some(Feature::Boolean(b)),
                     (FeatureKind::Category(_), Cell::Text(t)) => Some(Feature::Level(t)),
                     _ => None,
