@@ -357,7 +357,8 @@ $$;
 COMMENT ON FUNCTION segments.profile(text, text, text[]) IS
     'What is special about a segment: per attribute, the segment vs the rest (means with Welch''s t test; level shares with Pearson''s χ²), lift and p-value';
 
--- The CHAID statistic: χ² of the outcome against each attribute (numbers cut into deciles by ntile(10)).
+-- The CHAID statistic: χ² of the outcome against each attribute (numbers cut into deciles of their rank, ties
+-- kept together so the bins do not depend on row order).
 CREATE FUNCTION segments.association(source regclass, outcome text, attributes text[] DEFAULT NULL)
 RETURNS TABLE (attribute text, levels bigint, statistic float8, df float8, p_value float8, cramers_v float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -384,9 +385,9 @@ BEGIN
                              + (c.o - (c.i + c.o) * t.tot / t.n) ^ 2 / nullif((c.i + c.o) * t.tot / t.n, 0)) AS x FROM c, totals t)
             SELECT %5$L, t.k, chi.x::float8, (t.k - 1)::float8, segments._chi2_sf(chi.x, t.k - 1), sqrt(chi.x / t.n)::float8
             FROM totals t, chi$q$,
-            a.name, CASE WHEN a.category = 'N' THEN format('ntile(10) OVER (ORDER BY t.%I)::text', a.name) ELSE format('t.%I::text', a.name) END,
+            a.name, CASE WHEN a.category = 'N' THEN format('least(width_bucket(percent_rank() OVER (ORDER BY t.%I), 0, 1, 10), 10)::text', a.name) ELSE format('t.%I::text', a.name) END,
             outcome, source, a.name);
     END LOOP;
 END $$;
 COMMENT ON FUNCTION segments.association(regclass, text, text[]) IS
-    'χ² association of a boolean outcome with each attribute (the CHAID statistic; numbers in deciles), with p-value and Cramér''s V';
+    'χ² association of a boolean outcome with each attribute (the CHAID statistic; numbers in deciles of their rank), with p-value and Cramér''s V';

@@ -78,7 +78,7 @@ pub fn auc_interval(pairs: &Scored, confidence: f64) -> Result<(f64, f64, f64)> 
 fn probabilities(pairs: &Scored) -> Result<()> {
     match pairs.iter().find(|p| !(0.0..=1.0).contains(&p.0)) {
         Some(p) => Err(SegError::out_of_range(
-            format!("{} is not a probability", p.0),
+            format!("a probability of {:.6} is outside 0..1", p.0),
             "log loss and the Brier score take probabilities between 0 and 1, e.g. segments.score(...)",
         )),
         None => Ok(()),
