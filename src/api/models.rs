@@ -438,18 +438,26 @@ pub(super) struct Rows {
     pub(super) data: Vec<f64>,
 }
 
+/// The aggregate's `Rows` state (arg 0), created on the first row with one value per other argument.
+pub(super) unsafe fn rows_state<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut Rows {
+    unsafe {
+        let width = (*fcinfo).nargs as usize - 1;
+        match state_arg::<Rows>(fcinfo, 0) {
+            Some(r) => r,
+            None => new_state(
+                fcinfo,
+                Rows {
+                    width,
+                    data: Vec::new(),
+                },
+            ),
+        }
+    }
+}
+
 c_function!(pg_finfo__rows_accum, _rows_accum, |fcinfo| {
-    let width = (*fcinfo).nargs as usize - 1;
-    let rows = match state_arg::<Rows>(fcinfo, 0) {
-        Some(r) => r,
-        None => new_state(
-            fcinfo,
-            Rows {
-                width,
-                data: Vec::new(),
-            },
-        ),
-    };
+    let rows = rows_state(fcinfo);
+    let width = rows.width;
     let values: Option<Vec<f64>> = (1..=width)
         .map(|i| arg(fcinfo, i).map(|d| f64::from_bits(d.value() as u64)))
         .collect();

@@ -1,9 +1,9 @@
 //! The boundary of predictive segmentation: fitting a logistic regression over a relation (read once through a
 //! cursor) and scoring rows with a stored model, per call site like `classify`.
 
-use super::models::{qualified_name, rows, scan_query, Rows};
+use super::models::{qualified_name, rows, rows_state, scan_query, Rows};
 use super::row::{composite_header, jsonb_value, stored_bytes, RowReader, RowView, TupleColumns};
-use super::{arg, c_function, composite, f8, new_state, raise, state_arg, OrRaise};
+use super::{arg, c_function, composite, f8, raise, OrRaise};
 use crate::error::SegError;
 use crate::models::logistic::{self, Design, Feature, FeatureKind, Scorer, Value};
 use crate::models::{evaluate, tree};
@@ -346,17 +346,8 @@ c_function!(pg_finfo_explain_score, explain_score, |fcinfo| {
 // Evaluation aggregates over (score, outcome[, parameter]): the rows are kept in the `Rows` state the lifetime
 // fits use (combine, serialize and deserialize included), as [score, 0/1, parameter].
 c_function!(pg_finfo__scored_accum, _scored_accum, |fcinfo| {
-    let width = (*fcinfo).nargs as usize - 1;
-    let rows = match state_arg::<Rows>(fcinfo, 0) {
-        Some(r) => r,
-        None => new_state(
-            fcinfo,
-            Rows {
-                width,
-                data: Vec::new(),
-            },
-        ),
-    };
+    let rows = rows_state(fcinfo);
+    let width = rows.width;
     let (Some(score), Some(outcome)) = (arg(fcinfo, 1), arg(fcinfo, 2)) else {
         return pg_sys::Datum::from(rows as *mut Rows);
     };

@@ -6,7 +6,7 @@
 use super::ast::Op;
 use super::compile::{Cell, Check, ColumnType, Columns, Row, Scalar};
 use super::number::Number;
-use super::sql::{catalog_op, float_literal, quote_ident, quote_literal};
+use super::sql::{catalog_op, float_literal, ordering_sql, quote_ident, quote_literal};
 use crate::error::{Result, SegError};
 use crate::models::logistic::{sigmoid, FeatureKind, Scorer, Value as Feature};
 use serde_json::{json, Map, Value};
@@ -225,27 +225,7 @@ impl ScoreTest {
             Scalar::Num(n) => n.literal().to_string(),
             _ => "NULL".into(),
         };
-        let body = match &self.check {
-            Check::Between(lo, hi) => format!(
-                "{p} {} {} AND {p} {} {}",
-                catalog_op(">="),
-                lit(lo),
-                catalog_op("<="),
-                lit(hi)
-            ),
-            Check::Compare(op, s) => {
-                let sym = match op {
-                    Op::Eq => "=",
-                    Op::Ne => "<>",
-                    Op::Lt => "<",
-                    Op::Le => "<=",
-                    Op::Gt => ">",
-                    _ => ">=",
-                };
-                format!("{p} {} {}", catalog_op(sym), lit(s))
-            }
-            _ => "false".into(),
-        };
+        let body = ordering_sql(&p, &self.check, &lit);
         format!("COALESCE({body}, false)")
     }
 }

@@ -86,25 +86,7 @@ fn test_sql(t: &Test) -> String {
     let body = match &t.check {
         Check::IsNull => return format!("({name} IS NULL)"),
         Check::NotNull => return format!("({name} IS NOT NULL)"),
-        Check::Compare(op, s) => {
-            let sym = match op {
-                Op::Eq => "=",
-                Op::Ne => "<>",
-                Op::Lt => "<",
-                Op::Le => "<=",
-                Op::Gt => ">",
-                _ => ">=",
-            };
-            format!("{col} {} {}", catalog_op(sym), lit(s))
-        }
-        // BETWEEN, IN and NOT IN spelled out: their operators would be looked up on the search_path
-        Check::Between(lo, hi) => format!(
-            "{col} {} {} AND {col} {} {}",
-            catalog_op(">="),
-            lit(lo),
-            catalog_op("<="),
-            lit(hi)
-        ),
+        Check::Compare(..) | Check::Between(..) => ordering_sql(&col, &t.check, &lit),
         // x IN (a, b) is x = a OR x = b; x NOT IN (a, b) is x <> a AND x <> b (the lists hold no NULL)
         Check::In(list) => each_of(
             list,
@@ -137,6 +119,32 @@ fn test_sql(t: &Test) -> String {
         Check::Before(cut) => format!("{col} {} {}", catalog_op("<"), time_literal(*cut, &t.ty)),
     };
     format!("COALESCE({body}, false)")
+}
+
+/// A comparison or a range test of `lhs`, with pg_catalog's operators (BETWEEN spelled out: its operators
+/// would be looked up on the search_path).
+pub(super) fn ordering_sql(lhs: &str, check: &Check, lit: &dyn Fn(&Scalar) -> String) -> String {
+    match check {
+        Check::Between(lo, hi) => format!(
+            "{lhs} {} {} AND {lhs} {} {}",
+            catalog_op(">="),
+            lit(lo),
+            catalog_op("<="),
+            lit(hi)
+        ),
+        Check::Compare(op, s) => {
+            let sym = match op {
+                Op::Eq => "=",
+                Op::Ne => "<>",
+                Op::Lt => "<",
+                Op::Le => "<=",
+                Op::Gt => ">",
+                _ => ">=",
+            };
+            format!("{lhs} {} {}", catalog_op(sym), lit(s))
+        }
+        _ => "false".into(),
+    }
 }
 
 fn nearest_sql(n: &NearestTest) -> String {
