@@ -171,8 +171,11 @@ impl ScoreTest {
         for f in &self.rule.scorer.features {
             let col = quote_ident(&f.name);
             let term = match &f.kind {
+                // a NaN or infinite value scores NULL, as in the evaluator: abs(x) < Infinity is false for
+                // both (PostgreSQL sorts NaN above Infinity)
                 FeatureKind::Number => format!(
-                    "({col}::pg_catalog.float8 {times} {})",
+                    "((CASE WHEN pg_catalog.abs({col}::pg_catalog.float8) {} 'Infinity'::pg_catalog.float8 THEN {col}::pg_catalog.float8 END) {times} {})",
+                    catalog_op("<"),
                     float_literal(beta[at])
                 ),
                 FeatureKind::Boolean => {

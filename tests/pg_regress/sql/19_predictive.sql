@@ -189,3 +189,20 @@ INSERT INTO segments.segmentation (name, source, key_column) VALUES ('risk_bad',
 SELECT sqlstate, message FROM error_of($$INSERT INTO segments.segment (segmentation, name, rule)
   SELECT 'risk_bad', 'bad', jsonb_build_object('score', model, 'op', '>=', 'value', 0.5) FROM telco.models WHERE name = 'churn'$$);
 DELETE FROM segments.segmentation WHERE name IN ('risk', 'risk_bad');
+
+-- A score over a float column with NaN and infinities: those rows score NULL (the condition is false) in
+-- segment_of and in the to_sql text alike
+CREATE TABLE telco.odd (id int PRIMARY KEY, x float8, y boolean);
+INSERT INTO telco.odd SELECT i, (i % 17) - 8 + (i % 3) * 0.25, (i * 7919) % 10 < 3 + (i % 17) / 4 FROM generate_series(1, 400) i;
+INSERT INTO telco.odd VALUES (1001, 'NaN', true), (1002, 'Infinity', true), (1003, '-Infinity', false), (1004, NULL, true);
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('odd', 'telco.odd', 'id');
+INSERT INTO segments.segment (segmentation, name, rule)
+SELECT 'odd', 'likely', jsonb_build_object('score', segments.logistic_regression('telco.odd', 'y', ARRAY['x']), 'op', '>=', 'value', 0.4);
+DO $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM telco.odd t WHERE (%s) IS DISTINCT FROM segments.segment_of(t, ''odd'')', segments.to_sql('odd')) INTO n;
+    RAISE NOTICE 'to_sql disagreements on non-finite features: %', n;
+END $$;
+SELECT id, x, segments.segment_of(t, 'odd') FROM telco.odd t WHERE id > 1000 ORDER BY id;
+DELETE FROM segments.segmentation WHERE name = 'odd';
