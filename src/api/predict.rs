@@ -322,9 +322,24 @@ unsafe fn with_scored_row(
 }
 
 c_function!(pg_finfo_score, score, |fcinfo| {
-    with_scored_row(fcinfo, |scorer, values| {
-        scorer.probability(values)?.into_datum()
-    })
+    // the per-row path: values read straight from the row into the log-odds, nothing allocated
+    let args = (*fcinfo).args.as_slice(2);
+    if args[0].isnull || args[1].isnull {
+        return null_result(fcinfo);
+    }
+    let header = composite_header(args[0].value);
+    let site = score_site(fcinfo, header, args[1].value);
+    site.reader.store(header);
+    let site: &ScoreSite = site;
+    let view = site.reader.view();
+    let features = &site.scorer.features;
+    match site
+        .scorer
+        .log_odds(|j| value_of(&view, site.cols[j], &features[j].kind))
+    {
+        Some(eta) => pg_sys::Datum::from(logistic::probability_of(eta).to_bits()),
+        None => null_result(fcinfo),
+    }
 });
 
 c_function!(pg_finfo_explain_score, explain_score, |fcinfo| {
@@ -338,7 +353,7 @@ c_function!(pg_finfo_explain_score, explain_score, |fcinfo| {
             .zip(&scorer.beta)
             .map(|((t, v), b)| json!({"term": t, "value": v, "coefficient": b, "contribution": v * b}))
             .collect();
-        let value = json!({"probability": logistic::sigmoid(eta), "log_odds": eta, "contributions": contributions});
+        let value = json!({"probability": logistic::probability_of(eta), "log_odds": eta, "contributions": contributions});
         JsonB(value).into_datum()
     })
 });

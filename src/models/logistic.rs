@@ -63,6 +63,13 @@ pub fn sigmoid(t: f64) -> f64 {
     }
 }
 
+/// A score's probability from its log-odds: ½ + ½·tanh(η/2), the logistic function in a form that never
+/// overflows or underflows, written the same way (and so computed to the same bits) in the SQL `to_sql`
+/// gives a score condition. PostgreSQL's exp() raises an error where the result underflows to 0.
+pub fn probability_of(eta: f64) -> f64 {
+    0.5 + 0.5 * (0.5 * eta).tanh()
+}
+
 /// Cholesky factor of a symmetric positive-definite matrix (row-major k×k), or None when it is not.
 fn cholesky(a: &[f64], k: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; k * k];
@@ -527,6 +534,6 @@ impl Scorer {
 
     /// P(outcome) for one row's feature values (None: a NULL feature or an unseen level).
     pub fn probability(&self, values: &[Option<Value>]) -> Option<f64> {
-        self.log_odds(|j| values[j]).map(sigmoid)
+        self.log_odds(|j| values[j]).map(probability_of)
     }
 }

@@ -8,7 +8,7 @@ use super::compile::{Cell, Check, ColumnType, Columns, Row, Scalar};
 use super::number::Number;
 use super::sql::{catalog_op, float_literal, ordering_sql, quote_ident, quote_literal};
 use crate::error::{Result, SegError};
-use crate::models::logistic::{sigmoid, FeatureKind, Scorer, Value as Feature};
+use crate::models::logistic::{probability_of, FeatureKind, Scorer, Value as Feature};
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +148,7 @@ impl ScoreTest {
                     _ => None,
                 }
             })
-            .map(sigmoid)
+            .map(probability_of)
     }
 
     pub fn eval<R: Row + ?Sized>(&self, row: &R) -> bool {
@@ -213,13 +213,9 @@ impl ScoreTest {
             eta = format!("({eta} {plus} {term})");
         }
         eta.push(')');
-        let one = "1::pg_catalog.float8";
-        format!(
-            "(CASE WHEN {eta} {} 0 THEN {one} {div} ({one} {plus} pg_catalog.exp({} {eta})) ELSE pg_catalog.exp({eta}) {div} ({one} {plus} pg_catalog.exp({eta})) END)",
-            catalog_op(">="),
-            catalog_op("-"),
-            div = catalog_op("/"),
-        )
+        // ½ + ½·tanh(η/2), as probability_of computes it
+        let half = "0.5::pg_catalog.float8";
+        format!("({half} {plus} ({half} {times} pg_catalog.tanh({half} {times} {eta})))")
     }
 
     pub fn sql(&self) -> String {

@@ -1,7 +1,8 @@
 -- The SQL fuzzer and differential tester, loaded into a test database (tests/load_fixtures.sh; bin/fuzz).
 --
 --   fuzz.differential(rulesets, seed): random segmentations (random rule trees over every column type of
---     fuzz.t, whose rows hold NULLs and edge values) must give the same answer from segment_of, classify,
+--     fuzz.t, whose rows hold NULLs and edge values, and scores of a model fitted on them) must give the same
+--     answer from segment_of, classify,
 --     the to_sql expression and refresh on every row; segments_of and refresh's tags for overlapping ones.
 --   fuzz.mutations(probes, seed): random and mutated rule documents must be accepted or refused with a
 --     fitting SQLSTATE: never XX000, never a panic or a backtrace in the message.
@@ -119,6 +120,15 @@ DECLARE
     cond jsonb;
     list jsonb := '[]';
 BEGIN
+    -- now and then a model's score (fitted on the rows by fuzz.differential), compared with a probability
+    IF fuzz.pick(12) = 0 AND current_setting('fuzz.model', true) <> '' THEN
+        o := NULL;
+        cond := jsonb_build_object('score', current_setting('fuzz.model')::jsonb,
+                                   'op', fuzz.one_of('[">=", "<", "=", "!=", "between"]'));
+        RETURN cond || jsonb_build_object('value', CASE WHEN cond ->> 'op' = 'between'
+            THEN jsonb_build_array(fuzz.one_of('[0, 0.1, 0.5]'), fuzz.one_of('[0.5, 0.9, 1]'))
+            ELSE fuzz.one_of('[0, 0.1, 0.3, 0.5, 0.9, 1]') END);
+    END IF;
     SELECT * INTO c FROM fuzz.domain ORDER BY col OFFSET fuzz.pick((SELECT count(*)::int FROM fuzz.domain)) LIMIT 1;
     SELECT * INTO o FROM fuzz.ops WHERE kind = c.kind ORDER BY op
       OFFSET fuzz.pick((SELECT count(*)::int FROM fuzz.ops WHERE kind = c.kind)) LIMIT 1;
@@ -226,6 +236,13 @@ DECLARE
     hint text;
 BEGIN
     defined := 0; refused := 0; comparisons := 0; disagreements := 0;
+    -- a churn-like model of b over the current rows for score conditions (rows with NaN or infinite f4, and
+    -- NULLs, are left out of the fit and score NULL); none when these rows admit no fit
+    BEGIN
+        PERFORM set_config('fuzz.model', segments.logistic_regression('fuzz.t', 'b', ARRAY['i2', 'sc', 'vc', 'f4'])::text, false);
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM set_config('fuzz.model', '', false);
+    END;
     PERFORM fuzz.seed(seed);
     FOR k IN 1..rulesets LOOP
         seg := 'fuzz_' || k;
