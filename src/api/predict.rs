@@ -2,11 +2,12 @@
 //! cursor) and scoring rows with a stored model, per call site like `classify`.
 
 use super::models::{qualified_name, rows, rows_state, scan_query, Rows};
-use super::row::{composite_header, jsonb_value, stored_bytes, RowReader, RowView, TupleColumns};
+use super::row::{composite_header, jsonb_value, stored_bytes, RowReader, TupleColumns};
 use super::{arg, c_function, composite, f8, raise, OrRaise};
 use crate::error::SegError;
 use crate::models::logistic::{self, Design, Feature, FeatureKind, Scorer, Value};
 use crate::models::{evaluate, tree};
+use crate::rules::score::feature_value;
 use crate::rules::sql::quote_ident;
 use crate::rules::{Cell, ColumnType, Columns, Row};
 use pgrx::pg_sys;
@@ -35,17 +36,6 @@ fn feature_kind(columns: &TupleColumns, name: &str, path: &str) -> FeatureKind {
             ),
             "cast it in a view, e.g. extract(epoch FROM ...) for a time",
         )),
-    }
-}
-
-/// One feature value of a row, as the model reads it.
-fn value_of<'a>(row: &'a RowView, col: usize, kind: &FeatureKind) -> Option<Value<'a>> {
-    match (kind, row.cell(col)) {
-        (_, Cell::Null) => None,
-        (FeatureKind::Number, _) => row.float(col).filter(|x| x.is_finite()).map(Value::Number),
-        (FeatureKind::Boolean, Cell::Bool(b)) => Some(Value::Boolean(b)),
-        (FeatureKind::Category(_), Cell::Text(t)) => Some(Value::Level(t)),
-        _ => None,
     }
 }
 
@@ -113,7 +103,7 @@ fn read_training(
         };
         let mut x = Vec::with_capacity(names.len());
         for (j, kind) in kinds.iter().enumerate() {
-            match value_of(&view, j + 1, kind) {
+            match feature_value(&view, j + 1, kind) {
                 Some(Value::Number(v)) => x.push(v),
                 Some(Value::Boolean(b)) => x.push(b as u8 as f64),
                 Some(Value::Level(l)) => {
@@ -309,7 +299,7 @@ unsafe fn with_scored_row(
             .cols
             .iter()
             .zip(&site.scorer.features)
-            .map(|(&c, feat)| value_of(&view, c, &feat.kind))
+            .map(|(&c, feat)| feature_value(&view, c, &feat.kind))
             .collect();
         match f(&site.scorer, &values) {
             Some(d) => d,
@@ -335,7 +325,7 @@ c_function!(pg_finfo_score, score, |fcinfo| {
     let features = &site.scorer.features;
     match site
         .scorer
-        .log_odds(|j| value_of(&view, site.cols[j], &features[j].kind))
+        .log_odds(|j| feature_value(&view, site.cols[j], &features[j].kind))
     {
         Some(eta) => pg_sys::Datum::from(logistic::probability_of(eta).to_bits()),
         None => null_result(fcinfo),

@@ -136,18 +136,7 @@ impl ScoreTest {
         let features = &self.rule.scorer.features;
         self.rule
             .scorer
-            .log_odds(|j| {
-                let c = self.cols[j];
-                match (&features[j].kind, row.cell(c)) {
-                    (_, Cell::Null) => None,
-                    (FeatureKind::Number, _) => {
-                        row.float(c).filter(|x| x.is_finite()).map(Feature::Number)
-                    }
-                    (FeatureKind::Boolean, Cell::Bool(b)) => Some(Feature::Boolean(b)),
-                    (FeatureKind::Category(_), Cell::Text(t)) => Some(Feature::Level(t)),
-                    _ => None,
-                }
-            })
+            .log_odds(|j| feature_value(row, self.cols[j], &features[j].kind))
             .map(probability_of)
     }
 
@@ -226,6 +215,25 @@ impl ScoreTest {
         };
         let body = ordering_sql(&p, &self.check, &lit);
         format!("COALESCE({body}, false)")
+    }
+}
+
+/// A row's value of one model feature: a finite number, a boolean or a text level; None for NULL, NaN, an
+/// infinity or a column of another kind (the model then scores NULL).
+pub fn feature_value<'r, R: Row + ?Sized>(
+    row: &'r R,
+    col: usize,
+    kind: &FeatureKind,
+) -> Option<Feature<'r>> {
+    match (kind, row.cell(col)) {
+        (_, Cell::Null) => None,
+        (FeatureKind::Number, _) => row
+            .float(col)
+            .filter(|x| x.is_finite())
+            .map(Feature::Number),
+        (FeatureKind::Boolean, Cell::Bool(b)) => Some(Feature::Boolean(b)),
+        (FeatureKind::Category(_), Cell::Text(t)) => Some(Feature::Level(t)),
+        _ => None,
     }
 }
 

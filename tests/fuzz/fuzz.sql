@@ -122,7 +122,6 @@ DECLARE
 BEGIN
     -- now and then a model's score (fitted on the rows by fuzz.differential), compared with a probability
     IF fuzz.pick(12) = 0 AND current_setting('fuzz.model', true) <> '' THEN
-        o := NULL;
         cond := jsonb_build_object('score', current_setting('fuzz.model')::jsonb,
                                    'op', fuzz.one_of('[">=", "<", "=", "!=", "between"]'));
         RETURN cond || jsonb_build_object('value', CASE WHEN cond ->> 'op' = 'between'
