@@ -69,10 +69,7 @@ BEGIN
     SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
     IF src IS NOT NULL THEN
         PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
-        PERFORM segments._check_readable(src,
-            ARRAY(SELECT jsonb_path_query(NEW.rule, 'lax $.**.attr') #>> '{}'
-                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.features[*] ? (@.type() == "string")') #>> '{}'
-                  UNION SELECT jsonb_path_query(NEW.rule, 'lax $.**.score.features[*].name') #>> '{}'),
+        PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src),
             format('segment "%s" rule', NEW.name));
     END IF;
     -- the parent's existence is the foreign key's job (23503); a cycle is ours
@@ -1417,13 +1414,8 @@ DECLARE
     attributes text[];
 BEGIN
     SELECT array_agg(a ORDER BY a) INTO attributes
-    FROM (SELECT jsonb_path_query(s.rule, 'lax $.**.attr') #>> '{}' AS a FROM segments.segment s
-          WHERE s.segmentation = g.name AND s.active
-          UNION SELECT jsonb_path_query(s.rule, 'lax $.**.features[*] ? (@.type() == "string")') #>> '{}' FROM segments.segment s
-          WHERE s.segmentation = g.name AND s.active
-          UNION SELECT jsonb_path_query(s.rule, 'lax $.**.score.features[*].name') #>> '{}' FROM segments.segment s
-          WHERE s.segmentation = g.name AND s.active) x
-    WHERE a IS NOT NULL;
+    FROM (SELECT DISTINCT unnest(segments._rule_columns(s.rule, g.source)) AS a FROM segments.segment s
+          WHERE s.segmentation = g.name AND s.active) x;
     IF attributes IS NULL THEN
         RETURN;  -- rules that read no attribute
     END IF;

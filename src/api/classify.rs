@@ -344,3 +344,20 @@ c_function!(
         pg_sys::Datum::from(true)
     }
 );
+
+/// The columns of `source` a rule reads (for the privilege and data coverage checks), in column order.
+#[pg_extern(stable, parallel_safe, name = "_rule_columns")]
+fn rule_columns(rule: JsonB, source: pg_sys::Oid) -> Vec<String> {
+    use crate::rules::ast::parse;
+    use crate::rules::compile::compile;
+    let columns = TupleColumns::of_relation(source, "rule");
+    let parsed = parse(&rule.0, "rule").or_raise();
+    let expr = compile(&parsed, &columns, 0).or_raise();
+    let mut cols = vec![];
+    expr.columns(&mut cols);
+    cols.sort_unstable();
+    cols.dedup();
+    cols.into_iter()
+        .map(|i| columns.name(i).to_string())
+        .collect()
+}

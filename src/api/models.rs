@@ -9,7 +9,7 @@ use crate::models::kmeans::{kmeans as fit_kmeans, sample_rows, silhouette, Clust
 use crate::models::lifetime::{self, BgNbd, GammaGamma, Rfm, Sbg};
 use crate::models::rfm;
 use crate::rules::sql::quote_ident;
-use crate::rules::{ColumnType, Columns};
+use crate::rules::Columns;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation};
@@ -58,7 +58,7 @@ fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
                 source_name: columns.relation_name(),
                 hint: format!("available columns: {}", columns.names().join(", ")),
             }),
-            Some((_, ColumnType::Int | ColumnType::Float)) => {}
+            Some((_, ty)) if ty.is_number() => {}
             Some((_, ty)) => raise(SegError::type_mismatch(
                 "features",
                 format!("feature \"{f}\" is {}, not a number", ty.describe()),

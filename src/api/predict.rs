@@ -25,7 +25,7 @@ fn feature_kind(columns: &TupleColumns, name: &str, path: &str) -> FeatureKind {
             source_name: columns.relation_name(),
             hint: format!("available columns: {}", columns.names().join(", ")),
         }),
-        Some((_, ColumnType::Int | ColumnType::Float)) => FeatureKind::Number,
+        Some((_, ty)) if ty.is_number() => FeatureKind::Number,
         Some((_, ColumnType::Bool)) => FeatureKind::Boolean,
         Some((_, ColumnType::Text)) => FeatureKind::Category(vec![]),
         Some((_, ty)) => raise(SegError::type_mismatch(

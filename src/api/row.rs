@@ -1,6 +1,7 @@
 //! Reading rows of any relation, view or subquery in place: a composite datum is stored in a cached slot
 //! and deformed only up to the last column a rule needs, as the executor does for a hand-written CASE.
 
+use crate::rules::compile::{ElementSource, Elements};
 use crate::rules::number::Numeric;
 use crate::rules::time::USECS_PER_DAY;
 use crate::rules::{Cell, ColumnType, Columns, Row};
@@ -24,7 +25,48 @@ enum Kind {
     Name,
     Date,
     Timestamp,
+    Json,
+    Array(Elem),
     Other,
+}
+
+/// The element types of arrays rules read, with how each is stored in an array.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Elem {
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Text,
+    Bpchar,
+}
+
+impl Elem {
+    fn of(typid: pg_sys::Oid) -> Option<(Elem, ColumnType)> {
+        Some(match unsafe { pg_sys::getBaseType(typid) } {
+            pg_sys::INT2OID => (Elem::Int2, ColumnType::Int),
+            pg_sys::INT4OID => (Elem::Int4, ColumnType::Int),
+            pg_sys::INT8OID => (Elem::Int8, ColumnType::Int),
+            pg_sys::FLOAT4OID => (Elem::Float4, ColumnType::Float),
+            pg_sys::FLOAT8OID => (Elem::Float8, ColumnType::Float),
+            pg_sys::NUMERICOID => (Elem::Numeric, ColumnType::Numeric),
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => (Elem::Text, ColumnType::Text),
+            pg_sys::BPCHAROID => (Elem::Bpchar, ColumnType::Text),
+            _ => return None,
+        })
+    }
+
+    /// typlen and typalign (bytes) of the element type
+    fn storage(self) -> (i16, usize) {
+        match self {
+            Elem::Int2 => (2, 2),
+            Elem::Int4 | Elem::Float4 => (4, 4),
+            Elem::Int8 | Elem::Float8 => (8, 8),
+            Elem::Numeric | Elem::Text | Elem::Bpchar => (-1, 4),
+        }
+    }
 }
 
 fn kind_of(typid: pg_sys::Oid) -> (Kind, ColumnType) {
@@ -36,21 +78,28 @@ fn kind_of(typid: pg_sys::Oid) -> (Kind, ColumnType) {
         pg_sys::INT8OID => (Kind::Int8, ColumnType::Int),
         pg_sys::FLOAT4OID => (Kind::Float4, ColumnType::Float),
         pg_sys::FLOAT8OID => (Kind::Float8, ColumnType::Float),
-        pg_sys::NUMERICOID => (Kind::Numeric, ColumnType::Float),
+        pg_sys::NUMERICOID => (Kind::Numeric, ColumnType::Numeric),
         pg_sys::TEXTOID | pg_sys::VARCHAROID => (Kind::Text, ColumnType::Text),
         pg_sys::BPCHAROID => (Kind::Bpchar, ColumnType::Text),
         pg_sys::NAMEOID => (Kind::Name, ColumnType::Text),
         pg_sys::DATEOID => (Kind::Date, ColumnType::Date),
         pg_sys::TIMESTAMPOID => (Kind::Timestamp, ColumnType::Timestamp),
         pg_sys::TIMESTAMPTZOID => (Kind::Timestamp, ColumnType::TimestampTz),
-        other => {
-            let name = unsafe { CStr::from_ptr(pg_sys::format_type_be(other)) };
-            (
-                Kind::Other,
-                ColumnType::Other(name.to_string_lossy().into_owned()),
-            )
+        pg_sys::JSONBOID => (Kind::Json, ColumnType::Json),
+        other if unsafe { pg_sys::get_element_type(other) } != pg_sys::InvalidOid => {
+            match Elem::of(unsafe { pg_sys::get_element_type(other) }) {
+                Some((elem, ty)) => (Kind::Array(elem), ColumnType::Array(Box::new(ty))),
+                None => (Kind::Other, ColumnType::Other(type_name(other))),
+            }
         }
+        other => (Kind::Other, ColumnType::Other(type_name(other))),
     }
+}
+
+fn type_name(typid: pg_sys::Oid) -> String {
+    unsafe { CStr::from_ptr(pg_sys::format_type_be(typid)) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A tuple descriptor's attributes. PostgreSQL 18 moved them behind the compact attributes
@@ -147,6 +196,13 @@ impl TupleColumns {
     }
 }
 
+impl TupleColumns {
+    /// The name of column `i` (empty for a dropped one).
+    pub fn name(&self, i: usize) -> &str {
+        self.names[i].as_deref().unwrap_or_default()
+    }
+}
+
 impl Columns for TupleColumns {
     fn lookup(&self, name: &str) -> Option<(usize, ColumnType)> {
         let i = self.names.iter().position(|n| n.as_deref() == Some(name))?;
@@ -182,6 +238,18 @@ pub struct RowReader {
     row: Slot<Deform>,
     /// the database encoding is UTF-8
     utf8: bool,
+    /// per column: an array's elements, or a jsonb's root, detoasted once per row
+    varlenas: Vec<Varlena>,
+    /// counts the rows stored, so that what was detoasted for one row is not taken for the next
+    serial: Slot<u64>,
+}
+
+/// A varlena column of the current row, detoasted on first use; for arrays, also their reader.
+struct Varlena {
+    elem: Option<Elem>,
+    utf8: bool,
+    serial: Slot<u64>,
+    ptr: Slot<*const u8>,
 }
 
 impl RowReader {
@@ -234,6 +302,17 @@ impl RowReader {
                 .collect();
             let columns = TupleColumns::new(desc, relation);
             let utf8 = pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32;
+            let varlenas = (0..natts)
+                .map(|i| Varlena {
+                    elem: match columns.kinds[i] {
+                        Kind::Array(elem) => Some(elem),
+                        _ => None,
+                    },
+                    utf8,
+                    serial: Slot::new(0),
+                    ptr: Slot::new(std::ptr::null()),
+                })
+                .collect();
             RowReader {
                 typid,
                 typmod,
@@ -245,6 +324,8 @@ impl RowReader {
                 nulls: (0..natts).map(|_| Slot::new(true)).collect(),
                 row: Slot::new(Deform::default()),
                 utf8,
+                varlenas,
+                serial: Slot::new(0),
             }
         }
     }
@@ -269,6 +350,7 @@ impl RowReader {
     /// # Safety
     /// `header` must be a detoasted composite datum of this reader's type, alive while the row is read.
     pub unsafe fn store(&mut self, header: pg_sys::HeapTupleHeader) {
+        self.serial.set(self.serial.get() + 1);
         unsafe {
             self.row.set(Deform {
                 header,
@@ -463,7 +545,8 @@ impl Row for RowView<'_> {
                 ),
                 Kind::Date => Cell::Time(date_as_timestamp(d.value() as i32)),
                 Kind::Timestamp => Cell::Time(d.value() as i64),
-                Kind::Other => Cell::Opaque,
+                Kind::Array(_) => Cell::Array(Elements(self.reader.varlena(col, d))),
+                Kind::Json | Kind::Other => Cell::Opaque,
             }
         }
     }
@@ -477,16 +560,161 @@ impl Row for RowView<'_> {
             _ => None,
         }
     }
+
+    fn days(&self, col: usize) -> Option<i64> {
+        match self.reader.columns.kinds[col] {
+            Kind::Date => self.reader.datum(col).map(|d| d.value() as i32 as i64),
+            _ => None,
+        }
+    }
+
+    fn json_field(&self, col: usize, keys: &[String]) -> Cell<'_> {
+        let Some(d) = self.reader.datum(col) else {
+            return Cell::Null;
+        };
+        if self.reader.columns.kinds[col] != Kind::Json {
+            return Cell::Null;
+        }
+        let root = self.reader.varlena(col, d).ptr.get() as *mut pg_sys::Jsonb;
+        unsafe { json_field(&raw mut (*root).root, keys, self.reader.utf8) }
+    }
+}
+
+/// The JSON value at `keys` below an object container, as a cell borrowing the container's bytes.
+///
+/// # Safety
+/// `container` must point into a detoasted jsonb that outlives the cell.
+unsafe fn json_field<'a>(
+    mut container: *mut pg_sys::JsonbContainer,
+    keys: &[String],
+    utf8: bool,
+) -> Cell<'a> {
+    unsafe {
+        let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+        for (i, key) in keys.iter().enumerate() {
+            if (*container).header & pg_sys::JB_FOBJECT == 0 {
+                return Cell::Null;
+            }
+            let found = pg_sys::getKeyJsonValueFromContainer(
+                container,
+                key.as_ptr().cast(),
+                key.len() as i32,
+                &mut v,
+            );
+            if found.is_null() {
+                return Cell::Null;
+            }
+            if i + 1 < keys.len() {
+                if v.type_ != pg_sys::jbvType::jbvBinary {
+                    return Cell::Null;
+                }
+                container = v.val.binary.data;
+            }
+        }
+        match v.type_ {
+            pg_sys::jbvType::jbvString => {
+                let bytes = std::slice::from_raw_parts(
+                    v.val.string.val as *const u8,
+                    v.val.string.len as usize,
+                );
+                Cell::Text(checked_str(bytes, utf8))
+            }
+            pg_sys::jbvType::jbvNumeric => {
+                Cell::Numeric(numeric_parts(pg_sys::Datum::from(v.val.numeric)))
+            }
+            pg_sys::jbvType::jbvBool => Cell::Bool(v.val.boolean),
+            pg_sys::jbvType::jbvNull => Cell::Null,
+            _ => Cell::Opaque,
+        }
+    }
+}
+
+impl RowReader {
+    /// The varlena column `col` (datum `d`) of the current row, detoasted once per row.
+    fn varlena(&self, col: usize, d: pg_sys::Datum) -> &Varlena {
+        let v = &self.varlenas[col];
+        if v.serial.get() != self.serial.get() || v.ptr.get().is_null() {
+            let p = unsafe { pg_sys::pg_detoast_datum(d.cast_mut_ptr()) };
+            v.ptr.set(p as *const u8);
+            v.serial.set(self.serial.get());
+        }
+        v
+    }
+}
+
+impl ElementSource for Varlena {
+    fn count(&self) -> usize {
+        unsafe {
+            let a = self.ptr.get() as *const pg_sys::ArrayType;
+            let dims = (a as *const u8).add(size_of::<pg_sys::ArrayType>()) as *const i32;
+            (0..(*a).ndim as usize)
+                .map(|i| *dims.add(i) as usize)
+                .product::<usize>()
+                * ((*a).ndim > 0) as usize
+        }
+    }
+
+    /// Walks the elements as array_iter does: a null bitmap (bit set: not NULL), then the values, each at
+    /// its type's alignment.
+    fn any(&self, f: &mut dyn FnMut(Cell) -> bool) -> bool {
+        let Some(elem) = self.elem else {
+            return false;
+        };
+        let (len, align) = elem.storage();
+        unsafe {
+            let a = self.ptr.get() as *const pg_sys::ArrayType;
+            let ndim = (*a).ndim as usize;
+            let header = size_of::<pg_sys::ArrayType>() + 2 * 4 * ndim;
+            let (bitmap, data) = match (*a).dataoffset {
+                0 => (std::ptr::null(), (a as *const u8).add((header + 7) & !7)),
+                off => (
+                    (a as *const u8).add(header),
+                    (a as *const u8).add(off as usize),
+                ),
+            };
+            let mut offset = 0usize;
+            for i in 0..self.count() {
+                if !bitmap.is_null() && *bitmap.add(i >> 3) & (1 << (i & 7)) == 0 {
+                    if f(Cell::Null) {
+                        return true;
+                    }
+                    continue;
+                }
+                offset = (offset + align - 1) & !(align - 1);
+                let p = data.add(offset);
+                let cell = match elem {
+                    Elem::Int2 => Cell::Int(p.cast::<i16>().read_unaligned() as i64),
+                    Elem::Int4 => Cell::Int(p.cast::<i32>().read_unaligned() as i64),
+                    Elem::Int8 => Cell::Int(p.cast::<i64>().read_unaligned()),
+                    Elem::Float4 => Cell::Float(p.cast::<f32>().read_unaligned() as f64),
+                    Elem::Float8 => Cell::Float(p.cast::<f64>().read_unaligned()),
+                    Elem::Numeric => Cell::Numeric(numeric_parts(pg_sys::Datum::from(p))),
+                    Elem::Text => Cell::Text(text_str(pg_sys::Datum::from(p), false, self.utf8)),
+                    Elem::Bpchar => Cell::Text(text_str(pg_sys::Datum::from(p), true, self.utf8)),
+                };
+                offset += match len {
+                    -1 => pgrx::varlena::varsize_any(p as *const pg_sys::varlena),
+                    n => n as usize,
+                };
+                if f(cell) {
+                    return true;
+                }
+            }
+            false
+        }
+    }
 }
 
 /// A date as the timestamp of its midnight, as PostgreSQL compares a date with a timestamp: dates after
-/// the last timestamp (294276 AD; dates go on to 5874897 AD) count as infinity, like 'infinity' itself.
+/// the last timestamp (294276 AD; dates go on to 5874897 AD) sort after every finite timestamp and before
+/// 'infinity' (date_cmp_timestamp's rule), so they take the one value in between.
 fn date_as_timestamp(days: i32) -> i64 {
     // days from 2000-01-01 to 294277-01-01, the end of the timestamp range
     const TIMESTAMP_END_DAYS: i64 = 109_203_528 - 2_451_545;
     match days {
         i32::MIN => i64::MIN,
-        _ if days as i64 >= TIMESTAMP_END_DAYS => i64::MAX,
+        i32::MAX => i64::MAX,
+        _ if days as i64 >= TIMESTAMP_END_DAYS => i64::MAX - 1,
         _ => days as i64 * USECS_PER_DAY,
     }
 }
@@ -562,24 +790,29 @@ pub unsafe fn numeric_to_f64(d: pg_sys::Datum) -> f64 {
     })
 }
 
+/// Text in the database encoding as a str: a UTF-8 database guarantees valid text, so only other encodings
+/// pay for the check (and rules refuse them).
+fn checked_str(bytes: &[u8], utf8: bool) -> &str {
+    let checked = if utf8 {
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes)
+    };
+    checked.unwrap_or_else(|_| {
+        super::raise_with(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            "pg_segments rules need UTF-8 text".into(),
+            None,
+            Some("create the database with ENCODING 'UTF8'".into()),
+        )
+    })
+}
+
 /// Borrows the characters of a text datum (detoasting if needed; a copy lives in the per-row context).
 /// A UTF-8 database guarantees valid text, so only other encodings pay for the check.
 unsafe fn text_str<'a>(d: pg_sys::Datum, trim_blank_padding: bool, utf8: bool) -> &'a str {
     unsafe {
-        let bytes = varlena_bytes(d);
-        let checked = if utf8 {
-            Ok(std::str::from_utf8_unchecked(bytes))
-        } else {
-            std::str::from_utf8(bytes)
-        };
-        let s = checked.unwrap_or_else(|_| {
-            super::raise_with(
-                PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                "pg_segments rules need UTF-8 text".into(),
-                None,
-                Some("create the database with ENCODING 'UTF8'".into()),
-            )
-        });
+        let s = checked_str(varlena_bytes(d), utf8);
         if trim_blank_padding {
             s.trim_end_matches(' ')
         } else {

@@ -19,6 +19,8 @@ pub enum Rule {
     Nearest(Nearest),
     /// A model's probability compared with a value.
     Score(Box<super::score::ScoreRule>),
+    /// The points of the sub-rules a row meets, added up and compared with a value.
+    Points(Box<super::points::PointsRule>),
 }
 
 impl Rule {
@@ -28,7 +30,8 @@ impl Rule {
         match self {
             Rule::All(rules) | Rule::Any(rules) => rules.iter().any(Rule::reads_clock),
             Rule::Not(rule) => rule.reads_clock(),
-            Rule::Cond(c) => matches!(c.op, Op::Within | Op::OlderThan) && c.as_of.is_none(),
+            Rule::Cond(c) => c.op.is_window() && c.as_of.is_none(),
+            Rule::Points(p) => p.parts.iter().any(|part| part.rule.reads_clock()),
             Rule::True | Rule::Nearest(_) | Rule::Score(_) => false,
         }
     }
@@ -37,10 +40,17 @@ impl Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cond {
     pub path: String,
+    /// a column, or `column.key.key` for a field of a jsonb column
     pub attr: String,
+    /// `{"length": column, ...}`: the condition compares the number of elements (characters) of the column
+    pub length: bool,
     pub op: Op,
     pub value: Value,
-    /// Explicit reference time for `within` / `older_than`.
+    /// `"value": {"attr": column}`: compared with another column of the same row
+    pub other: Option<String>,
+    /// text compared with ASCII letters folded to lower case
+    pub ignore_case: bool,
+    /// Explicit reference time for `within` / `older_than` / `within_next` / `later_than`.
     pub as_of: Option<String>,
 }
 
@@ -75,13 +85,20 @@ pub enum Op {
     Matches,
     Within,
     OlderThan,
+    WithinNext,
+    LaterThan,
+    Has,
+    HasAny,
+    HasAll,
+    IsEmpty,
 }
 
 pub const OPERATORS: &str =
     "=, !=, <, <=, >, >=, between, in, not_in, is_null, not_null, contains, starts_with, \
-                             ends_with, matches, within, older_than";
+                             ends_with, matches, within, older_than, within_next, later_than, has, has_any, \
+                             has_all, is_empty";
 const NODE_KEYS: &str =
-    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"} or a score {\"score\", \"op\", \"value\"}";
+    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"}, a score {\"score\", \"op\", \"value\"} or points {\"points\", \"op\", \"value\"}";
 
 impl Op {
     pub fn parse(s: &str) -> Option<Op> {
@@ -103,6 +120,12 @@ impl Op {
             "matches" => Op::Matches,
             "within" => Op::Within,
             "older_than" => Op::OlderThan,
+            "within_next" => Op::WithinNext,
+            "later_than" => Op::LaterThan,
+            "has" => Op::Has,
+            "has_any" => Op::HasAny,
+            "has_all" => Op::HasAll,
+            "is_empty" => Op::IsEmpty,
             _ => return None,
         })
     }
@@ -126,11 +149,30 @@ impl Op {
             Op::Matches => "matches",
             Op::Within => "within",
             Op::OlderThan => "older_than",
+            Op::WithinNext => "within_next",
+            Op::LaterThan => "later_than",
+            Op::Has => "has",
+            Op::HasAny => "has_any",
+            Op::HasAll => "has_all",
+            Op::IsEmpty => "is_empty",
         }
     }
 
     fn takes_value(self) -> bool {
-        !matches!(self, Op::IsNull | Op::NotNull)
+        !matches!(self, Op::IsNull | Op::NotNull | Op::IsEmpty)
+    }
+
+    /// A time window relative to as-of (now unless given): `within`, `older_than`, `within_next`, `later_than`.
+    pub fn is_window(self) -> bool {
+        matches!(
+            self,
+            Op::Within | Op::OlderThan | Op::WithinNext | Op::LaterThan
+        )
+    }
+
+    /// An ordering comparison of one value with one value.
+    pub fn is_comparison(self) -> bool {
+        matches!(self, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge)
     }
 }
 
@@ -190,6 +232,10 @@ fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Rule> {
             if super::score::is_score(map) {
                 return super::score::parse(map, path).map(|r| Rule::Score(Box::new(r)));
             }
+            if super::points::is_points(map) {
+                return super::points::parse(map, path, &|r, p| parse_at(r, p, depth + 1))
+                    .map(|r| Rule::Points(Box::new(r)));
+            }
             parse_cond(map, path).map(Rule::Cond)
         }
         _ => Err(SegError::invalid_rule(
@@ -201,21 +247,29 @@ fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Rule> {
 }
 
 fn parse_cond(map: &serde_json::Map<String, Value>, path: &str) -> Result<Cond> {
+    const KEYS: &str = "a condition has the keys attr (or length), op, value, ignore_case and (for time windows) as_of";
     for key in map.keys() {
-        if !matches!(key.as_str(), "attr" | "op" | "value" | "as_of") {
+        if !matches!(
+            key.as_str(),
+            "attr" | "length" | "op" | "value" | "as_of" | "ignore_case"
+        ) {
             return Err(SegError::invalid_rule(
                 &format!("{path}.{key}"),
                 format!("unknown key \"{key}\""),
-                format!("a rule is {NODE_KEYS}; a condition has the keys attr, op, value and (for within/older_than) as_of"),
+                format!("a rule is {NODE_KEYS}; {KEYS}"),
             ));
         }
     }
-    let attr = match map.get("attr") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    let length = map.contains_key("length");
+    let attr_key = if length { "length" } else { "attr" };
+    let attr = match map.get(attr_key) {
+        Some(Value::String(s)) if !s.is_empty() && !(length && map.contains_key("attr")) => {
+            s.clone()
+        }
         _ => {
             return Err(SegError::invalid_rule(
-                &format!("{path}.attr"),
-                "a condition needs \"attr\", a column name",
+                &format!("{path}.{attr_key}"),
+                "a condition needs \"attr\" (a column name) or \"length\" (an array or text column), not both",
                 format!("a rule is {NODE_KEYS}"),
             ))
         }
@@ -237,21 +291,69 @@ fn parse_cond(map: &serde_json::Map<String, Value>, path: &str) -> Result<Cond> 
             ))
         }
     };
-    let value = map.get("value").cloned().unwrap_or(Value::Null);
+    let vpath = format!("{path}.value");
+    let mut value = map.get("value").cloned().unwrap_or(Value::Null);
     if op.takes_value() && value.is_null() {
         return Err(SegError::invalid_rule(
-            &format!("{path}.value"),
+            &vpath,
             format!("operator \"{}\" needs a value", op.name()),
             "use is_null / not_null to test for NULL",
         ));
     }
+    // {"attr": column} as the value: the other column of the row
+    let mut other = None;
+    if let Value::Object(o) = &value {
+        match (o.get("attr"), o.len()) {
+            (Some(Value::String(col)), 1) if !col.is_empty() && op.is_comparison() => {
+                other = Some(col.clone());
+                value = Value::Null;
+            }
+            _ => {
+                return Err(SegError::invalid_rule(
+                    &vpath,
+                    "an object as the value names another column: {\"attr\": column}, compared with =, !=, <, <=, > or >=",
+                    "e.g. {\"attr\": \"arr\", \"op\": \"<\", \"value\": {\"attr\": \"arr_last_year\"}}",
+                ))
+            }
+        }
+    }
+    if length && !(op.is_comparison() || matches!(op, Op::Between | Op::In | Op::NotIn)) {
+        return Err(SegError::invalid_rule(
+            &op_path,
+            format!(
+                "a length compares with =, !=, <, <=, >, >=, between, in or not_in, not \"{}\"",
+                op.name()
+            ),
+            "e.g. {\"length\": \"tech_stack\", \"op\": \">=\", \"value\": 3}",
+        ));
+    }
+    let ignore_case = match map.get("ignore_case") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true))
+            if !length
+                && other.is_none()
+                && matches!(
+                    op,
+                    Op::Eq | Op::Ne | Op::In | Op::NotIn | Op::Contains | Op::StartsWith | Op::EndsWith
+                ) =>
+        {
+            true
+        }
+        Some(_) => {
+            return Err(SegError::invalid_rule(
+                &format!("{path}.ignore_case"),
+                "\"ignore_case\" is true or false and goes with =, !=, in, not_in, contains, starts_with and ends_with of a text value",
+                "for a pattern, write both cases in it: [Aa]cme",
+            ))
+        }
+    };
     let as_of = match map.get("as_of") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if matches!(op, Op::Within | Op::OlderThan) => Some(s.clone()),
+        Some(Value::String(s)) if op.is_window() => Some(s.clone()),
         Some(_) => {
             return Err(SegError::invalid_rule(
                 &format!("{path}.as_of"),
-                "\"as_of\" is a timestamp string and goes only with within / older_than",
+                "\"as_of\" is a timestamp string and goes only with within, older_than, within_next and later_than",
                 "",
             ))
         }
@@ -259,8 +361,11 @@ fn parse_cond(map: &serde_json::Map<String, Value>, path: &str) -> Result<Cond> 
     Ok(Cond {
         path: path.to_string(),
         attr,
+        length,
         op,
         value,
+        other,
+        ignore_case,
         as_of,
     })
 }

@@ -5,6 +5,7 @@ pub mod ast;
 pub mod compile;
 pub mod number;
 pub mod pattern;
+pub mod points;
 pub mod ruleset;
 pub mod score;
 pub mod sql;

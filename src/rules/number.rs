@@ -199,6 +199,101 @@ impl Groups {
     }
 }
 
+/// Two numeric values in PostgreSQL's order: NaN above +Infinity above every finite value above -Infinity.
+pub fn cmp_numerics(a: &Numeric, b: &Numeric) -> Ordering {
+    let rank = |n: &Numeric| match n {
+        Numeric::NegInfinity => 0,
+        Numeric::Finite { .. } => 1,
+        Numeric::Infinity => 2,
+        Numeric::NaN => 3,
+    };
+    match (a, b) {
+        (
+            Numeric::Finite {
+                negative: an,
+                weight: aw,
+                digits: ad,
+            },
+            Numeric::Finite {
+                negative: bn,
+                weight: bw,
+                digits: bd,
+            },
+        ) => {
+            let (a, b) = (Finite::new(*an, *aw, ad), Finite::new(*bn, *bw, bd));
+            if a.sign != b.sign || a.sign == 0 {
+                return a.sign.cmp(&b.sign);
+            }
+            let len = a.groups.len().max(b.groups.len());
+            let magnitude = a.weight.cmp(&b.weight).then_with(|| {
+                (0..len)
+                    .map(|i| a.group(i).cmp(&b.group(i)))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            });
+            if a.sign < 0 {
+                magnitude.reverse()
+            } else {
+                magnitude
+            }
+        }
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// A finite numeric's digits without leading zero groups.
+struct Finite<'a> {
+    sign: i8,
+    weight: i32,
+    groups: &'a [u8],
+}
+
+impl<'a> Finite<'a> {
+    fn new(negative: bool, weight: i32, digits: &'a [u8]) -> Self {
+        let lead = digits
+            .chunks_exact(2)
+            .take_while(|p| p[0] == 0 && p[1] == 0)
+            .count();
+        let groups = &digits[2 * lead..];
+        let sign = match (groups.is_empty(), negative) {
+            (true, _) => 0,
+            (false, true) => -1,
+            (false, false) => 1,
+        };
+        Finite {
+            sign,
+            weight: weight - lead as i32,
+            groups,
+        }
+    }
+    fn group(&self, i: usize) -> u16 {
+        match self.groups.get(2 * i..2 * i + 2) {
+            Some(p) => u16::from_ne_bytes([p[0], p[1]]),
+            None => 0,
+        }
+    }
+}
+
+/// An integer as a numeric value, its digits written into `buf`.
+pub fn int_numeric(x: i64, buf: &mut [u8; 10]) -> Numeric<'_> {
+    let mut magnitude = x.unsigned_abs();
+    let mut groups = [0u16; 5];
+    let mut n = 0;
+    while magnitude > 0 {
+        groups[n] = (magnitude % 10_000) as u16;
+        magnitude /= 10_000;
+        n += 1;
+    }
+    for i in 0..n {
+        buf[2 * i..2 * i + 2].copy_from_slice(&groups[n - 1 - i].to_ne_bytes());
+    }
+    Numeric::Finite {
+        negative: x < 0,
+        weight: n as i32 - 1,
+        digits: &buf[..2 * n],
+    }
+}
+
 /// The decimal text of a numeric value (for `explain`).
 pub fn numeric_text(n: &Numeric) -> String {
     match *n {

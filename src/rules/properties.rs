@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 const COLUMNS: [(&str, ColumnType); 8] = [
     ("i", ColumnType::Int),
     ("f", ColumnType::Float),
-    ("n", ColumnType::Float),
+    ("n", ColumnType::Numeric),
     ("t", ColumnType::Text),
     ("d", ColumnType::Date),
     ("ts", ColumnType::TimestampTz),

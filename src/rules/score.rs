@@ -78,7 +78,7 @@ pub fn compile(rule: &ScoreRule, columns: &dyn Columns) -> Result<ScoreTest> {
     let mut cols = vec![];
     for f in &rule.scorer.features {
         let fits = |ty: &ColumnType| match f.kind {
-            FeatureKind::Number => matches!(ty, ColumnType::Int | ColumnType::Float),
+            FeatureKind::Number => ty.is_number(),
             FeatureKind::Boolean => *ty == ColumnType::Bool,
             FeatureKind::Category(_) => *ty == ColumnType::Text,
         };
@@ -131,6 +131,11 @@ pub fn compile(rule: &ScoreRule, columns: &dyn Columns) -> Result<ScoreTest> {
 }
 
 impl ScoreTest {
+    /// The columns of the model's features.
+    pub fn columns(&self) -> &[usize] {
+        &self.cols
+    }
+
     /// The model's probability for the row, or None (a NULL feature, an unseen level).
     pub fn probability<R: Row + ?Sized>(&self, row: &R) -> Option<f64> {
         let features = &self.rule.scorer.features;

@@ -2,7 +2,7 @@
 //! same answer as `segment_of` on every row (NULLs included: every test is wrapped so NULL counts as false).
 
 use super::ast::Op;
-use super::compile::{Check, ColumnType, Expr, NearestTest, Scalar, Test};
+use super::compile::{Check, ColumnType, Expr, NearestTest, Scalar, Target, Test};
 use super::ruleset::{Mode, Ruleset};
 use super::time::{format_timestamp, TIMESTAMP_RANGE};
 
@@ -73,52 +73,204 @@ fn each_of(list: &[Scalar], test: &dyn Fn(&Scalar) -> String, joiner: &str) -> S
     format!("({})", tests.join(joiner))
 }
 
+/// The SQL of what a condition tests (a column, a field's JSON value, a length), and of that value read as
+/// a constant's type: text of any kind (varchar, char(n) without its padding, name, a domain, any collation)
+/// as segment_of compares it, as text byte by byte (the C collation), also for = and in; a JSON field as the
+/// constant's JSON type, NULL when the field has another type.
+struct Operand {
+    /// the tested value itself (for IS NULL)
+    value: String,
+    target: Target,
+    ty: ColumnType,
+    fold: bool,
+}
+
+impl Operand {
+    fn new(t: &Test) -> Operand {
+        let value = match &t.target {
+            Target::Column => quote_ident(&t.cond.attr),
+            Target::Field(keys) => {
+                let column = t.cond.attr.split_once('.').map_or("", |(c, _)| c);
+                keys.iter().fold(quote_ident(column), |acc, k| {
+                    format!(
+                        "({acc} {} {}::pg_catalog.text)",
+                        catalog_op("->"),
+                        quote_literal(k)
+                    )
+                })
+            }
+            // char_length of text as segment_of counts it (char(n) without its padding)
+            Target::Length { of_text: true } => format!(
+                "pg_catalog.char_length({}::pg_catalog.text)",
+                quote_ident(&t.cond.attr)
+            ),
+            Target::Length { of_text: false } => {
+                format!("pg_catalog.cardinality({})", quote_ident(&t.cond.attr))
+            }
+        };
+        Operand {
+            value,
+            target: t.target.clone(),
+            ty: t.ty.clone(),
+            fold: matches!(t.check, Check::IgnoreCase(_)),
+        }
+    }
+
+    /// The value as text (for text tests).
+    fn text(&self) -> String {
+        let text = match self.target {
+            Target::Field(_) => format!(
+                "(CASE WHEN {} THEN ({} {} '{{}}'::pg_catalog.text[]) END COLLATE pg_catalog.\"C\")",
+                self.json_type_is("string"),
+                self.value,
+                catalog_op("#>>")
+            ),
+            _ => format!("({}::pg_catalog.text COLLATE pg_catalog.\"C\")", self.value),
+        };
+        if self.fold {
+            format!("pg_catalog.lower({text})")
+        } else {
+            text
+        }
+    }
+
+    fn json_type_is(&self, name: &str) -> String {
+        format!(
+            "pg_catalog.jsonb_typeof({}) {} '{name}'",
+            self.value,
+            catalog_op("=")
+        )
+    }
+
+    /// The value in the representation a constant compares with.
+    fn as_scalar(&self, s: &Scalar) -> String {
+        match (&self.target, s) {
+            (_, Scalar::Text(_)) if self.ty == ColumnType::Text || self.ty == ColumnType::Json => {
+                self.text()
+            }
+            (Target::Field(_), Scalar::Num(_)) => format!(
+                "(CASE WHEN {} THEN {}::pg_catalog.numeric END)",
+                self.json_type_is("number"),
+                self.value
+            ),
+            (Target::Field(_), Scalar::Bool(_)) => format!(
+                "(CASE WHEN {} THEN {}::pg_catalog.bool END)",
+                self.json_type_is("boolean"),
+                self.value
+            ),
+            _ => self.value.clone(),
+        }
+    }
+
+    fn is_null(&self) -> String {
+        match self.target {
+            Target::Field(_) => {
+                format!("({} IS NULL OR {})", self.value, self.json_type_is("null"))
+            }
+            _ => format!("({} IS NULL)", self.value),
+        }
+    }
+}
+
 fn test_sql(t: &Test) -> String {
-    let name = quote_ident(&t.cond.attr);
-    // text of any kind (varchar, char(n) without its padding, name, a domain, any collation) is compared as
-    // segment_of compares it: as text, byte by byte (the C collation), also for = and in
-    let col = if t.ty == ColumnType::Text {
-        format!("({name}::pg_catalog.text COLLATE pg_catalog.\"C\")")
-    } else {
-        name.clone()
+    let v = Operand::new(t);
+    let check = match &t.check {
+        Check::IgnoreCase(inner) => inner.as_ref(),
+        other => other,
     };
     let lit = |s: &Scalar| scalar(s, &t.ty);
-    let body = match &t.check {
-        Check::IsNull => return format!("({name} IS NULL)"),
-        Check::NotNull => return format!("({name} IS NOT NULL)"),
-        Check::Compare(..) | Check::Between(..) => ordering_sql(&col, &t.check, &lit),
+    let cmp = |sym: &str, s: &Scalar| format!("{} {} {}", v.as_scalar(s), catalog_op(sym), lit(s));
+    let body = match check {
+        Check::IsNull => return v.is_null(),
+        Check::NotNull => return format!("(NOT {})", v.is_null()),
+        Check::Compare(op, s) => {
+            ordering_sql(&v.as_scalar(s), &Check::Compare(*op, s.clone()), &lit)
+        }
+        Check::Between(lo, hi) => format!("{} AND {}", cmp(">=", lo), cmp("<=", hi)),
         // x IN (a, b) is x = a OR x = b; x NOT IN (a, b) is x <> a AND x <> b (the lists hold no NULL)
-        Check::In(list) => each_of(
-            list,
-            &|s| format!("{col} {} {}", catalog_op("="), lit(s)),
-            " OR ",
-        ),
-        Check::NotIn(list) => each_of(
-            list,
-            &|s| format!("{col} {} {}", catalog_op("<>"), lit(s)),
-            " AND ",
-        ),
+        Check::In(list) => each_of(list, &|s| cmp("=", s), " OR "),
+        Check::NotIn(list) => each_of(list, &|s| cmp("<>", s), " AND "),
         Check::Contains(s) => format!(
-            "pg_catalog.strpos({col}, {}) {} 0",
+            "pg_catalog.strpos({}, {}) {} 0",
+            v.text(),
             quote_literal(s),
             catalog_op(">")
         ),
-        Check::StartsWith(s) => format!("pg_catalog.starts_with({col}, {})", quote_literal(s)),
+        Check::StartsWith(s) => {
+            format!("pg_catalog.starts_with({}, {})", v.text(), quote_literal(s))
+        }
         Check::EndsWith(s) => format!(
-            "pg_catalog.\"right\"({col}, {}) {} {}",
+            "pg_catalog.\"right\"({}, {}) {} {}",
+            v.text(),
             s.chars().count(),
             catalog_op("="),
             quote_literal(s)
         ),
         Check::Matches(pattern, _) => {
-            format!("{col} {} {}", catalog_op("~"), quote_literal(pattern))
+            format!(
+                "{} {} {}",
+                v.text(),
+                catalog_op("~"),
+                quote_literal(pattern)
+            )
         }
-        Check::NotBefore(cut) => {
-            format!("{col} {} {}", catalog_op(">="), time_literal(*cut, &t.ty))
-        }
-        Check::Before(cut) => format!("{col} {} {}", catalog_op("<"), time_literal(*cut, &t.ty)),
+        Check::NotBefore(cut) => time_cmp(&v.value, ">=", *cut, &t.ty),
+        Check::Before(cut) => time_cmp(&v.value, "<", *cut, &t.ty),
+        Check::After(cut) => time_cmp(&v.value, ">", *cut, &t.ty),
+        Check::Window(from, to) => format!(
+            "{} AND {}",
+            time_cmp(&v.value, ">=", *from, &t.ty),
+            time_cmp(&v.value, "<=", *to, &t.ty)
+        ),
+        Check::Has { values, all } => each_of(
+            values,
+            &|s| {
+                let element = match s {
+                    Scalar::Text(text) => format!(
+                        "({}::pg_catalog.text COLLATE pg_catalog.\"C\")",
+                        quote_literal(text)
+                    ),
+                    s => lit(s),
+                };
+                format!("{element} {} ANY ({})", catalog_op("="), v.value)
+            },
+            if *all { " AND " } else { " OR " },
+        ),
+        Check::IsEmpty => format!("pg_catalog.cardinality({}) {} 0", v.value, catalog_op("=")),
+        Check::Column(op, _, other_ty) => column_comparison_sql(t, *op, other_ty),
+        Check::IgnoreCase(_) => "false".into(),
     };
     format!("COALESCE({body}, false)")
+}
+
+/// Two columns compared as `Test::compare_columns` compares them: in double precision when either is a
+/// float, exactly as numeric when a numeric meets an integer or a numeric, text byte by byte.
+fn column_comparison_sql(t: &Test, op: Op, other_ty: &ColumnType) -> String {
+    let cast = match (&t.ty, other_ty) {
+        (ColumnType::Float, _) | (_, ColumnType::Float) => "::pg_catalog.float8",
+        (ColumnType::Numeric, _) | (_, ColumnType::Numeric) => "::pg_catalog.numeric",
+        (ColumnType::Text, _) => "::pg_catalog.text COLLATE pg_catalog.\"C\"",
+        _ => "",
+    };
+    let side = |name: &str| format!("({}{cast})", quote_ident(name));
+    let sym = match op {
+        Op::Eq => "=",
+        Op::Ne => "<>",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        _ => ">=",
+    };
+    format!(
+        "{} {} {}",
+        side(&t.cond.attr),
+        catalog_op(sym),
+        side(t.cond.other.as_deref().unwrap_or_default())
+    )
+}
+
+fn time_cmp(value: &str, sym: &str, cut: i64, ty: &ColumnType) -> String {
+    format!("{value} {} {}", catalog_op(sym), time_literal(cut, ty))
 }
 
 /// A comparison or a range test of `lhs`, with pg_catalog's operators (BETWEEN spelled out: its operators
@@ -209,6 +361,7 @@ pub fn expr_sql(e: &Expr) -> String {
         Expr::Test(t) => test_sql(t),
         Expr::Nearest(n) => nearest_sql(n),
         Expr::Score(s) => s.sql(),
+        Expr::Points(p) => p.sql(),
     }
 }
 

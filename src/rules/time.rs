@@ -112,21 +112,32 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 /// `t - interval` with PostgreSQL's rules: months first (clamping the day to the month's end), then days, then time.
 pub fn minus_interval(t: i64, iv: Interval) -> i64 {
+    shift(t, iv, -1)
+}
+
+/// `t + interval`, as `minus_interval` subtracts it.
+pub fn plus_interval(t: i64, iv: Interval) -> i64 {
+    shift(t, iv, 1)
+}
+
+fn shift(t: i64, iv: Interval, sign: i64) -> i64 {
     let days = t.div_euclid(USECS_PER_DAY);
     let time = t.rem_euclid(USECS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
-    let total = y * 12 + (m as i64 - 1) - iv.months as i64;
+    let total = y * 12 + (m as i64 - 1) + sign * iv.months as i64;
     let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
     let nd = d.min(days_in_month(ny, nm));
-    let days = days_from_civil(ny, nm, nd) - iv.days as i64;
+    let days = days_from_civil(ny, nm, nd) + sign * iv.days as i64;
     let t = days
         .saturating_mul(USECS_PER_DAY)
         .saturating_add(time)
-        .saturating_sub(iv.micros);
-    // a window reaching past the timestamp range reaches back to the beginning of time: -infinity
-    // (i64::MIN, as PostgreSQL stores it), so that SQL's '-infinity' and the evaluator agree
+        .saturating_add(sign.saturating_mul(iv.micros));
+    // a window reaching past the timestamp range reaches to the end of time: ±infinity (i64::MIN / MAX,
+    // as PostgreSQL stores them), so that SQL's '-infinity' / 'infinity' and the evaluator agree
     if t < TIMESTAMP_RANGE.start {
         i64::MIN
+    } else if t >= TIMESTAMP_RANGE.end {
+        i64::MAX
     } else {
         t
     }

@@ -28,7 +28,8 @@ CREATE TABLE fuzz.t (
     b    boolean,
     txt  text, vc varchar(12), ch char(6), nm name, ci text COLLATE fuzz.nocase,
     d    date, ts timestamp, tz timestamptz,
-    mood fuzz.mood, u uuid, j jsonb, arr integer[], by bytea, tm time, iv interval
+    mood fuzz.mood, u uuid, j jsonb, arr integer[], by bytea, tm time, iv interval,
+    tags text[], narr numeric[], f8b double precision, num2 numeric, i4b integer, txt2 text, d2 date, tz2 timestamptz
 );
 
 -- Each column's kind (what the rules may do with it) and its edge values, as text for the column's input function.
@@ -52,8 +53,20 @@ INSERT INTO fuzz.domain VALUES
   ('tz', 'time', '{"2024-01-31 12:00+00",infinity,-infinity,"2024-06-29 23:59:59.999999+00","2024-01-31 10:00+00","1999-12-31 23:59:59+00"}'),
   ('mood', 'other', '{sad,ok,happy}'),
   ('u', 'other', '{00000000-0000-0000-0000-000000000000}'),
-  ('j', 'other', '{"{}",null,"[1]"}'),
-  ('arr', 'other', '{"{}","{1,NULL}"}'),
+  ('j', 'other', ARRAY['{}', 'null', '[1]', '{"k": "abc"}', '{"k": "ABC"}', '{"k": 5}', '{"k": 0.1}', '{"k": null}',
+                       '{"k": true}', '{"k": {"z": "abc"}}', '{"k": {"z": 5, "y": [1]}}', '{"k": [1, 2]}', '"abc"', '5',
+                       '{"k": "", "z": 1}', '{"k": 12345678901234567890.5}', '{"k": "café"}']),
+  ('j.k', 'json', '{_}'),
+  ('j.k.z', 'json', '{_}'),
+  ('arr', 'arr_int', ARRAY['{}', '{1,NULL}', '{5}', '{0,7,100}', '{{1,2},{5,7}}', '{NULL}', '{-2147483648,2147483647}']),
+  ('tags', 'arr_text', ARRAY['{}', '{abc}', '{abc,ABC}', '{NULL}', '{é,"a b"}', '{""}', '{a,b,c,abc}', '{ABC,NULL}']),
+  ('narr', 'arr_float', ARRAY['{}', '{0.1}', '{0.1000000000000000001,NaN}', '{100,1e30}', '{NULL,0}', '{-0.5,1.5}']),
+  ('f8b', 'float', '{NaN,0.1,100,-1e300,0}'),
+  ('num2', 'float', '{0.1,0.1000000000000000001,100,NaN,9007199254740993}'),
+  ('i4b', 'int', '{0,5,100,-1}'),
+  ('txt2', 'text', '{"",abc,ABC,"ab "}'),
+  ('d2', 'time', '{2024-01-31,2024-06-30,infinity}'),
+  ('tz2', 'time', '{"2024-01-31 12:00+00","2024-06-30 00:00+00"}'),
   ('by', 'other', '{"\\\\x","\\\\x00"}'),
   ('tm', 'other', '{00:00,24:00}'),
   ('iv', 'other', '{0,"1 day"}');
@@ -67,7 +80,8 @@ INSERT INTO fuzz.constants VALUES
   ('pattern', '["^a", "b$", "^.$", "\\d", "\\w+$", "\\s", "[[:upper:]]", "^[[:alpha:]]+$", "a.b", "é", "(?:ab|AB)c", "^$", "line1.line2", "[^a-z]", "x{1,2}", "\\.", "^ab $", "ab$", "[é-ê]", "\\W", "^\\S+$", "[[:space:]]", "a*?b", "(ab)+", "É"]'),
   ('time', '["2024-01-31", "2024-01-31 12:00:00", "2024-01-31 12:00:00+02", "2000-01-01", "1999-12-31 23:59:59.999999", "2024-06-29 23:59:59.999999", "2024-06-30"]'),
   ('interval', '["30 days", "1 year", "100000 years", "1 microsecond", "0 days", "6 months", "12 hours"]'),
-  ('bool', '[true, false]');
+  ('bool', '[true, false]'),
+  ('json', '["abc", "ABC", "", 5, 0.1, 4.9, 100, true, false, "a", "café", 12345678901234567890.5]');
 
 CREATE TABLE fuzz.ops (kind text, op text, arity text);  -- arity: one, two (between), list, none
 INSERT INTO fuzz.ops
@@ -76,8 +90,14 @@ SELECT k, o, CASE WHEN o = 'between' THEN 'two' WHEN o IN ('in', 'not_in') THEN 
 FROM unnest('{int,float,text,time,bool}'::text[]) k,
      unnest('{=,!=,<,<=,>,>=,between,in,not_in,is_null,not_null}'::text[]) o
 UNION ALL SELECT 'text', o, 'one' FROM unnest('{contains,starts_with,ends_with,matches}'::text[]) o
-UNION ALL SELECT 'time', o, 'interval' FROM unnest('{within,older_than}'::text[]) o
-UNION ALL SELECT 'other', o, 'none' FROM unnest('{is_null,not_null}'::text[]) o;
+UNION ALL SELECT 'time', o, 'interval' FROM unnest('{within,older_than,within_next,later_than}'::text[]) o
+UNION ALL SELECT 'other', o, 'none' FROM unnest('{is_null,not_null}'::text[]) o
+UNION ALL SELECT 'json', o, CASE WHEN o = 'between' THEN 'two' WHEN o IN ('in', 'not_in') THEN 'list'
+                                 WHEN o IN ('is_null', 'not_null') THEN 'none' ELSE 'one' END
+  FROM unnest('{=,!=,<,<=,>,>=,between,in,not_in,is_null,not_null,contains,starts_with,ends_with}'::text[]) o
+UNION ALL SELECT k, o, CASE WHEN o = 'has' THEN 'one' WHEN o IN ('has_any', 'has_all') THEN 'list'
+                            WHEN o = 'length' THEN 'length' ELSE 'none' END
+  FROM unnest('{arr_int,arr_text,arr_float}'::text[]) k, unnest('{has,has_any,has_all,is_empty,is_null,not_null,length}'::text[]) o;
 
 -- MINSTD: the state lives in a session setting so that every function draws from one sequence.
 CREATE FUNCTION fuzz.seed(s bigint) RETURNS void LANGUAGE sql AS
@@ -98,6 +118,7 @@ CREATE FUNCTION fuzz.fill(seed bigint, n integer DEFAULT 240) RETURNS void LANGU
 DECLARE
     r record;
     row jsonb;
+    v text;
 BEGIN
     PERFORM fuzz.seed(seed);
     TRUNCATE fuzz.t;
@@ -105,7 +126,9 @@ BEGIN
         row := jsonb_build_object('id', i);
         FOR r IN SELECT col, pool FROM fuzz.domain ORDER BY col LOOP
             IF fuzz.pick(5) > 0 THEN
-                row := row || jsonb_build_object(r.col, r.pool[1 + fuzz.pick(cardinality(r.pool))]);
+                v := r.pool[1 + fuzz.pick(cardinality(r.pool))];
+                -- a jsonb column takes the document itself, every other column its text
+                row := row || jsonb_build_object(r.col, CASE WHEN r.col = 'j' THEN v::jsonb ELSE to_jsonb(v) END);
             END IF;
         END LOOP;
         INSERT INTO fuzz.t SELECT * FROM jsonb_populate_record(NULL::fuzz.t, row);
@@ -119,6 +142,7 @@ DECLARE
     pool jsonb;
     cond jsonb;
     list jsonb := '[]';
+    others text[];
 BEGIN
     -- now and then a model's score (fitted on the rows by fuzz.differential), compared with a probability
     IF fuzz.pick(12) = 0 AND current_setting('fuzz.model', true) <> '' THEN
@@ -132,8 +156,35 @@ BEGIN
     SELECT * INTO o FROM fuzz.ops WHERE kind = c.kind ORDER BY op
       OFFSET fuzz.pick((SELECT count(*)::int FROM fuzz.ops WHERE kind = c.kind)) LIMIT 1;
     pool := (SELECT fuzz.constants.pool FROM fuzz.constants
-             WHERE kind = CASE WHEN o.op = 'matches' THEN 'pattern' WHEN o.arity = 'interval' THEN 'interval' ELSE c.kind END);
+             WHERE kind = CASE WHEN o.op = 'matches' THEN 'pattern' WHEN o.arity = 'interval' THEN 'interval'
+                               WHEN c.kind LIKE 'arr\_%' THEN substr(c.kind, 5) ELSE c.kind END);
     cond := jsonb_build_object('attr', c.col, 'op', o.op);
+    -- now and then the column against another of its kind
+    IF o.arity IN ('one', 'two', 'list') AND o.op IN ('=', '!=', '<', '<=', '>', '>=') AND fuzz.pick(6) = 0
+       AND c.kind IN ('int', 'float', 'text', 'bool', 'time') THEN
+        -- (num is left out: its values beyond double precision's range cannot meet a float, in PostgreSQL either)
+        SELECT array_agg(d.col ORDER BY d.col) INTO others FROM fuzz.domain d
+         WHERE CASE WHEN c.kind IN ('int', 'float') THEN d.kind IN ('int', 'float') AND d.col <> 'num' AND c.col <> 'num'
+                    WHEN c.col LIKE 'tz%' THEN d.col LIKE 'tz%'
+                    WHEN c.kind = 'time' THEN d.kind = 'time' AND d.col NOT LIKE 'tz%'
+                    ELSE d.kind = c.kind END;
+        IF others IS NOT NULL THEN
+            RETURN cond || jsonb_build_object('value', jsonb_build_object('attr', others[1 + fuzz.pick(cardinality(others))]));
+        END IF;
+    END IF;
+    -- text tests now and then ignoring case
+    IF c.kind IN ('text', 'json') AND o.op IN ('=', '!=', 'in', 'not_in', 'contains', 'starts_with', 'ends_with')
+       AND fuzz.pick(3) = 0 THEN
+        cond := cond || '{"ignore_case": true}';
+    END IF;
+    IF o.arity = 'length' THEN
+        o.op := fuzz.one_of('["=", "!=", "<", ">=", "between", "in"]') #>> '{}';
+        cond := jsonb_build_object('length', c.col, 'op', o.op, 'value', CASE
+            WHEN o.op = 'between' THEN jsonb_build_array(fuzz.pick(3), fuzz.pick(5))
+            WHEN o.op = 'in' THEN jsonb_build_array(fuzz.pick(4), fuzz.pick(4))
+            ELSE to_jsonb(fuzz.pick(5)) END);
+        RETURN cond;
+    END IF;
     IF o.op = 'matches' AND fuzz.pick(2) = 0 THEN
         cond := cond || jsonb_build_object('value', fuzz.random_pattern());
     ELSIF o.arity = 'one' OR o.arity = 'interval' THEN
@@ -157,6 +208,14 @@ DECLARE
     k integer := fuzz.pick(10);
     items jsonb := '[]';
 BEGIN
+    IF depth > 0 AND fuzz.pick(14) = 0 THEN  -- points of sub-rules against a threshold
+        FOR i IN 0..fuzz.pick(3) LOOP
+            items := items || jsonb_build_object('rule', fuzz.random_rule(depth - 1),
+                                                 'points', fuzz.one_of('[-30, 10, 25, 40, 0]'));
+        END LOOP;
+        RETURN jsonb_build_object('points', items, 'op', fuzz.one_of('[">=", "<", "=", "!="]'),
+                                  'value', fuzz.one_of('[0, 10, 25, 35.5, 50, -5]'));
+    END IF;
     IF depth <= 0 OR k < 5 THEN
         RETURN fuzz.random_cond();
     ELSIF k < 9 THEN
@@ -205,9 +264,16 @@ BEGIN
     ELSIF k = 2 THEN       -- a pattern from any dialect
         RETURN jsonb_build_object('attr', 'txt', 'op', 'matches', 'value', fuzz.random_pattern());
     ELSIF k = 3 THEN       -- an unknown operator, attribute or key
-        RETURN rule || fuzz.one_of('[{"op": "~"}, {"op": ""}, {"attr": "nope"}, {"attr": 3}, {"extra": 1}, {"as_of": "x"}, {"op": null}]');
+        RETURN rule || fuzz.one_of('[{"op": "~"}, {"op": ""}, {"attr": "nope"}, {"attr": 3}, {"extra": 1}, {"as_of": "x"}, {"op": null},
+                                     {"attr": "j."}, {"attr": "i4.x"}, {"attr": "j.k..z"}, {"attr": "arr", "op": "="}, {"length": "i4"},
+                                     {"length": "tags", "op": "has"}, {"value": {"attr": "nope"}}, {"value": {"attr": "u"}},
+                                     {"value": {"attr": "tz", "x": 1}}, {"ignore_case": 1}, {"ignore_case": true, "op": "<"},
+                                     {"op": "has_all", "value": []}, {"op": "within_next", "value": "-60 days"}]');
     ELSIF k = 4 THEN       -- not a rule at all
-        RETURN fuzz.one_of('[false, 0, "all", [], {}, {"all": {}}, {"any": [1]}, {"not": []}, {"nearest": {}}, {"nearest": {"features": ["i2"], "centroids": [[1, 2]], "cluster": 5}}]');
+        RETURN fuzz.one_of('[false, 0, "all", [], {}, {"all": {}}, {"any": [1]}, {"not": []}, {"nearest": {}}, {"nearest": {"features": ["i2"], "centroids": [[1, 2]], "cluster": 5}},
+                             {"points": []}, {"points": [{"rule": true}]}, {"points": [{"rule": true, "points": 0.5}], "op": ">", "value": 0},
+                             {"points": [{"rule": true, "points": 1e9}], "op": ">", "value": 0}, {"points": [{"rule": true, "points": 1}], "op": "has", "value": 1},
+                             {"points": [{"rule": true, "points": 1}], "op": ">", "value": "x"}, {"points": [{"rule": false, "points": 1}], "op": ">", "value": 0}]');
     ELSIF k = 5 THEN       -- an empty or huge list
         RETURN jsonb_build_object('attr', 'i4', 'op', fuzz.one_of('["in","not_in","between"]'),
                                   'value', (SELECT jsonb_agg(g) FROM generate_series(1, fuzz.pick(3) * 2000) g));
@@ -281,9 +347,9 @@ BEGIN
                              segments.classify(t, segments.ruleset(%1$L)) AS b,
                              %2$s AS c,
                              ARRAY(SELECT x FROM unnest(segments.segments_of(t, %1$L)) x ORDER BY x COLLATE "C") AS tags,
-                             m.tags AS mtags
+                             m.member_of AS mtags
                       FROM fuzz.t t
-                      LEFT JOIN (SELECT account_key, array_agg(segment ORDER BY segment) AS tags FROM segments.membership
+                      LEFT JOIN (SELECT account_key, array_agg(segment ORDER BY segment) AS member_of FROM segments.membership
                                  WHERE segmentation = %1$L AND upper_inf(valid) GROUP BY 1) m ON m.account_key = t.id::text) s$q$,
                 seg, sqlcase, mode)
             INTO bad;
