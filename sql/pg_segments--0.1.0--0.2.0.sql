@@ -9,6 +9,9 @@ CREATE FUNCTION segments._acting_role() RETURNS text STRICT STABLE PARALLEL SAFE
 -- SECURITY DEFINER functions read views and foreign tables as their owners (refresh, backfill)
 CREATE FUNCTION segments._read_as_owner(relation oid, copy_name text) RETURNS oid STRICT VOLATILE PARALLEL UNSAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'read_as_owner_wrapper';
+-- the columns a rule reads, for the read checks and data_coverage (src/api/classify.rs)
+CREATE FUNCTION segments._rule_columns(rule jsonb, source oid) RETURNS text[] STRICT STABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'rule_columns_wrapper';
 
 CREATE FUNCTION segments._restoring() RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN NOT pg_catalog.current_setting('check_function_bodies')::boolean

@@ -394,7 +394,11 @@ fn compile_cond(c: &Cond, columns: &dyn Columns, now: i64) -> Result<Test> {
             SegError::invalid_rule(
                 &vpath,
                 format!("\"{}\" takes a non-empty array", c.op.name()),
-                "e.g. {\"attr\": \"industry\", \"op\": \"in\", \"value\": [\"Healthcare\", \"Biotech\"]}",
+                format!(
+                    "e.g. {{\"attr\": \"{}\", \"op\": \"{}\", \"value\": [\"Healthcare\", \"Biotech\"]}}",
+                    c.attr,
+                    c.op.name()
+                ),
             )
         })?;
         items
