@@ -81,6 +81,23 @@ COMMENT ON COLUMN segments.segment.active IS 'Inactive segments (and their child
 COMMENT ON COLUMN segments.segment.coverage_target IS 'This segment''s data coverage target (e.g. 0.95 for enterprise), overriding the segmentation''s';
 COMMENT ON COLUMN segments.segment.updated_at IS 'When the segment row last changed';
 
+CREATE TABLE segments.related_source (
+    segmentation text NOT NULL REFERENCES segments.segmentation (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    name         text NOT NULL CHECK (name <> ''),
+    relation     regclass NOT NULL,
+    key_column   text NOT NULL,
+    time_column  text,
+    description  text,
+    PRIMARY KEY (segmentation, name)
+);
+COMMENT ON TABLE segments.related_source IS 'A relation of rows about accounts (events, NPS answers, tickets) that behavioral conditions of a segmentation''s rules aggregate';
+COMMENT ON COLUMN segments.related_source.segmentation IS 'The segmentation whose rules may read it';
+COMMENT ON COLUMN segments.related_source.name IS 'The name rules use: {"related": name, ...}';
+COMMENT ON COLUMN segments.related_source.relation IS 'The relation (table, view, ...)';
+COMMENT ON COLUMN segments.related_source.key_column IS 'Its column holding the account key, compared with the segmentation''s key column (index it)';
+COMMENT ON COLUMN segments.related_source.time_column IS 'Its date, timestamp or timestamptz column, for windows ("within") and last / first (optional)';
+COMMENT ON COLUMN segments.related_source.description IS 'What the rows are';
+
 CREATE TABLE segments.definition_log (
     id         bigserial PRIMARY KEY,
     changed_at timestamptz NOT NULL DEFAULT now(),
@@ -94,7 +111,7 @@ COMMENT ON TABLE segments.definition_log IS 'Audit log: every insert, update, de
 COMMENT ON COLUMN segments.definition_log.id IS 'Order of the changes';
 COMMENT ON COLUMN segments.definition_log.changed_at IS 'Transaction time of the change';
 COMMENT ON COLUMN segments.definition_log.changed_by IS 'Role that made the change';
-COMMENT ON COLUMN segments.definition_log.table_name IS 'segmentation or segment';
+COMMENT ON COLUMN segments.definition_log.table_name IS 'segmentation, segment or related_source';
 COMMENT ON COLUMN segments.definition_log.operation IS 'INSERT, UPDATE, DELETE or TRUNCATE';
 COMMENT ON COLUMN segments.definition_log.old_row IS 'The row before the change (NULL for INSERT)';
 COMMENT ON COLUMN segments.definition_log.new_row IS 'The row after the change (NULL for DELETE)';
@@ -102,6 +119,7 @@ COMMENT ON COLUMN segments.definition_log.new_row IS 'The row after the change (
 -- pg_dump keeps user rows of extension tables only when they are registered.
 SELECT pg_catalog.pg_extension_config_dump('segments.segmentation', '');
 SELECT pg_catalog.pg_extension_config_dump('segments.segment', '');
+SELECT pg_catalog.pg_extension_config_dump('segments.related_source', '');
 SELECT pg_catalog.pg_extension_config_dump('segments.definition_log', '');
 SELECT pg_catalog.pg_extension_config_dump('segments.definition_log_id_seq', '');
 
@@ -165,22 +183,38 @@ BEGIN
         RAISE EXCEPTION 'cannot % segmentation "%": row-level security hides rows of % from role %', action, g.name, g.source, caller
             USING ERRCODE = '42501', HINT = 'run it as a role that sees every row (the table owner, or one with BYPASSRLS)';
     END IF;
+    -- behavioral conditions count rows of the related sources: the caller must see them all too
+    FOR rel IN SELECT c.* FROM segments.related_source r JOIN pg_class c ON c.oid = r.relation WHERE r.segmentation = g.name LOOP
+        IF NOT has_table_privilege(caller, rel.oid, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied: role % cannot % segmentation "%": it cannot read %', caller, action, g.name, rel.oid::regclass
+                USING ERRCODE = '42501', HINT = 'grant the role SELECT on the related source';
+        END IF;
+        IF rel.relrowsecurity
+           AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = caller AND (r.rolsuper OR r.rolbypassrls))
+           AND (rel.relforcerowsecurity OR NOT pg_has_role(caller, rel.relowner, 'USAGE')) THEN
+            RAISE EXCEPTION 'cannot % segmentation "%": row-level security hides rows of % from role %', action, g.name, rel.oid::regclass, caller
+                USING ERRCODE = '42501', HINT = 'run it as a role that sees every row (the table owner, or one with BYPASSRLS)';
+        END IF;
+    END LOOP;
 END $$;
 
 CREATE FUNCTION segments._check_segment() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     src regclass;
+    key text;
+    related jsonb;
     at text := NEW.parent;
     steps int := 0;
 BEGIN
     IF segments._restoring() THEN
         RETURN NEW;
     END IF;
-    SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
+    SELECT g.source, g.key_column, segments._related_of(g.name) INTO src, key, related
+    FROM segments.segmentation g WHERE g.name = NEW.segmentation;
     IF src IS NOT NULL THEN
-        PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
-        PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src),
+        PERFORM segments._validate_rule(NEW.rule, src, key, related, format('segment "%s" rule', NEW.name));
+        PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src, key, related),
             format('segment "%s" rule', NEW.name));
     END IF;
     -- the parent's existence is the foreign key's job (23503); a cycle is ours
@@ -199,6 +233,93 @@ END $$;
 
 CREATE TRIGGER check_segment BEFORE INSERT OR UPDATE ON segments.segment
     FOR EACH ROW EXECUTE FUNCTION segments._check_segment();
+
+-- A segmentation's related sources as the ruleset carries them: name -> relation (qualified), key, time.
+CREATE FUNCTION segments._related_of(segmentation text) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('relation', r.relation::text, 'key', r.key_column,
+                                                                'time', r.time_column) ORDER BY r.name), '{}')
+    FROM segments.related_source r WHERE r.segmentation = _related_of.segmentation
+$$;
+
+-- The segments whose rules read a related source.
+CREATE FUNCTION segments._readers_of(segmentation text, related text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT array_agg(s.name ORDER BY s.name) FROM segments.segment s
+    WHERE s.segmentation = _readers_of.segmentation
+      AND jsonb_path_exists(s.rule, 'lax $.** ? (@.related == $r)', jsonb_build_object('r', related))
+$$;
+
+-- A related source: columns that exist, a key comparable with the segmentation's, a time column of a time
+-- type, readable by the role declaring it; renamed or removed only when no rule reads it.
+CREATE FUNCTION segments._check_related() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation;
+    typ regtype;
+    col text;
+    readers text[];
+BEGIN
+    IF segments._restoring() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND (TG_OP = 'DELETE' OR NEW.name IS DISTINCT FROM OLD.name
+                                          OR NEW.segmentation IS DISTINCT FROM OLD.segmentation) THEN
+        readers := segments._readers_of(OLD.segmentation, OLD.name);
+        -- a segmentation deleted as a whole takes its related sources along
+        IF readers IS NOT NULL AND EXISTS (SELECT 1 FROM segments.segmentation WHERE name = OLD.segmentation) THEN
+            RAISE EXCEPTION 'related source "%" of segmentation "%" is read by segments %', OLD.name, OLD.segmentation,
+                            array_to_string(readers, ', ')
+                USING ERRCODE = '2BP01', HINT = 'change or delete those segments'' rules first';
+        END IF;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    SELECT * INTO g FROM segments.segmentation WHERE name = NEW.segmentation;
+    FOREACH col IN ARRAY ARRAY[NEW.key_column, NEW.time_column] LOOP
+        CONTINUE WHEN col IS NULL;
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+        WHERE a.attrelid = NEW.relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" does not exist in %', col, NEW.relation
+                USING ERRCODE = '42703', DETAIL = format('related source "%s" of segmentation "%s" names it', NEW.name, NEW.segmentation),
+                      HINT = 'key_column names the account key of the relation, time_column its time';
+        END IF;
+        IF col = NEW.time_column AND typ NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+            RAISE EXCEPTION 'column "%" of % is %, not a time', col, NEW.relation, typ
+                USING ERRCODE = '42804', HINT = 'the time column must be date, timestamp or timestamptz';
+        END IF;
+    END LOOP;
+    -- the two keys must compare with "="
+    BEGIN
+        EXECUTE format('SELECT NULL::%s OPERATOR(pg_catalog.=) NULL::%s',
+                       (SELECT a.atttypid::regtype FROM pg_attribute a WHERE a.attrelid = NEW.relation AND a.attname = NEW.key_column),
+                       (SELECT a.atttypid::regtype FROM pg_attribute a WHERE a.attrelid = g.source AND a.attname = g.key_column));
+    EXCEPTION WHEN undefined_function THEN
+        RAISE EXCEPTION 'column "%" of % cannot be compared with the key column "%" of %', NEW.key_column, NEW.relation,
+                        g.key_column, g.source
+            USING ERRCODE = '42804', HINT = 'the related source''s key column holds the account key: give it the key''s type';
+    END;
+    PERFORM segments._check_readable(NEW.relation, ARRAY[NEW.key_column, NEW.time_column],
+                                     format('related source "%s" of segmentation "%s"', NEW.name, NEW.segmentation));
+    IF NOT has_table_privilege(segments._acting_role(), NEW.relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied: role % cannot read %', segments._acting_role(), NEW.relation
+            USING ERRCODE = '42501', HINT = 'behavioral conditions read any column of the related source: grant SELECT on it';
+    END IF;
+    -- the rules that read it must still hold (another relation, key or time column)
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM segments._validate_rule(s.rule, g.source, g.key_column,
+                                        segments._related_of(g.name) || jsonb_build_object(NEW.name,
+                                            jsonb_build_object('relation', NEW.relation::text, 'key', NEW.key_column, 'time', NEW.time_column)),
+                                        format('segment "%s" rule', s.name))
+        FROM segments.segment s WHERE s.segmentation = g.name;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER check_related BEFORE INSERT OR UPDATE OR DELETE ON segments.related_source
+    FOR EACH ROW EXECUTE FUNCTION segments._check_related();
 
 -- A facts declaration (arr_facts, nps_facts): all three parts or none, columns that exist, a time column of a
 -- time type, a numeric value column, and readable by the role declaring it.
@@ -273,7 +394,8 @@ BEGIN
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.source IS DISTINCT FROM OLD.source THEN
         FOR s IN SELECT * FROM segments.segment WHERE segmentation = NEW.name LOOP
-            PERFORM segments.validate_rule(s.rule, NEW.source, format('segment "%s" rule', s.name));
+            PERFORM segments._validate_rule(s.rule, NEW.source, NEW.key_column, segments._related_of(NEW.name),
+                                            format('segment "%s" rule', s.name));
         END LOOP;
     END IF;
     NEW.updated_at := now();
@@ -308,6 +430,10 @@ CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.segmentation
     FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
 CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.segment
     FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.related_source
+    FOR EACH ROW EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.related_source
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
 
 -- Backends cache parsed rulesets; every change to the definitions invalidates them everywhere.
 CREATE FUNCTION segments._invalidate_rulesets() RETURNS trigger
@@ -319,6 +445,8 @@ END $$;
 CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.segmentation
     FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
 CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.segment
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
+CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.related_source
     FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
 
 ---------------------------------------------------------------------------------------------------------
@@ -355,6 +483,8 @@ BEGIN
         'mode', g.mode,
         'default_segment', g.default_segment,
         'as_of', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'key_column', g.key_column,
+        'related', segments._related_of(g.name),
         'segments', coalesce((
             -- active segments whose ancestors are all active
             WITH RECURSIVE live AS (
@@ -412,6 +542,10 @@ COMMENT ON FUNCTION segments.to_sql(text) IS
     'The segmentation compiled to a plain SQL CASE expression over the source''s columns';
 COMMENT ON FUNCTION segments.validate_rule(jsonb, regclass, text) IS
     'Checks a rule against a relation''s columns; raises the first fault with its JSON path';
+CREATE FUNCTION segments._validate_rule(rule jsonb, source regclass, key_column text, related jsonb, path text)
+    RETURNS boolean STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'validate_segment_rule_wrapper';
+COMMENT ON FUNCTION segments._validate_rule(jsonb, regclass, text, jsonb, text) IS
+    'validate_rule with the segmentation''s key column and related sources (behavioral conditions)';
 
 -- A segmentation's row by name; an unknown name raises 42704 (through ruleset(), which lists the names).
 CREATE FUNCTION segments._definition(name text) RETURNS segments.segmentation
@@ -529,7 +663,8 @@ DECLARE
     attributes text[];
 BEGIN
     SELECT array_agg(a ORDER BY a) INTO attributes
-    FROM (SELECT DISTINCT unnest(segments._rule_columns(s.rule, g.source)) AS a FROM segments.segment s
+    FROM (SELECT DISTINCT unnest(segments._rule_columns(s.rule, g.source, g.key_column, segments._related_of(g.name))) AS a
+          FROM segments.segment s
           WHERE s.segmentation = g.name AND s.active) x;
     IF attributes IS NULL THEN
         RETURN;  -- rules that read no attribute

@@ -310,34 +310,75 @@ SET search_path = pg_catalog, pg_temp AS $$
     JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE c.relkind IN ('r', 'p')
 $$;
 
--- Removes a segmentation's tracking triggers wherever they are: its source, the partitions, a detached one.
+-- A change to a related source re-evaluates the accounts whose keys the changed rows hold (after TRUNCATE,
+-- every account), with the synchronising statement, at the time the change is made.
+CREATE FUNCTION segments._track_related() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(TG_ARGV[0]);
+    keys text[];
+    scope text;
+    at timestamptz;
+BEGIN
+    SELECT array_agg(DISTINCT r.key_column) INTO keys FROM segments.related_source r
+    WHERE r.segmentation = g.name AND r.relation = TG_RELID;
+    IF keys IS NULL THEN
+        RETURN NULL;  -- no longer a related source of the segmentation
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(segments._lock_key(g.name));
+    -- read once the lock is held, as the source's tracking does
+    at := clock_timestamp();
+    IF TG_OP <> 'TRUNCATE' THEN
+        -- a format() string (see _sync_sql): %1$s is left for the cast to text, a % in a name is doubled
+        SELECT string_agg(format('SELECT k.%s%%1$s FROM %s k', replace(quote_ident(k), '%', '%%'), tab), ' UNION ')
+        INTO scope
+        FROM unnest(keys) k,
+             unnest(CASE TG_OP WHEN 'INSERT' THEN ARRAY['segments_new'] WHEN 'DELETE' THEN ARRAY['segments_old']
+                               ELSE ARRAY['segments_new', 'segments_old'] END) tab;
+    END IF;
+    EXECUTE segments._sync_sql(g, scope, '$1') USING at;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION segments._track_related() IS 'The statement trigger segments.track() installs on related sources (argument: the segmentation)';
+
+-- The tables of a segmentation's related sources (triggers go on tables only).
+CREATE FUNCTION segments._related_tables(segmentation text) RETURNS SETOF regclass LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT DISTINCT r.relation FROM segments.related_source r WHERE r.segmentation = _related_tables.segmentation
+$$;
+
+-- Removes a segmentation's tracking triggers wherever they are: its source, the partitions, a detached one,
+-- its related sources.
 CREATE FUNCTION segments._drop_tracking(segmentation text) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t record;
 BEGIN
     FOR t IN SELECT tr.tgrelid::regclass AS rel, tr.tgname FROM pg_trigger tr
-             WHERE tr.tgfoid = 'segments._track()'::regprocedure
+             WHERE tr.tgfoid IN ('segments._track()'::regprocedure, 'segments._track_related()'::regprocedure)
                AND tr.tgname IN (SELECT segments._trigger_name(segmentation, op) FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) op)
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
     END LOOP;
 END $$;
 
--- Installs the triggers where they are missing (so it also serves partitions created or attached later).
+-- Installs the triggers where they are missing (so it also serves partitions created or attached later):
+-- segments._track() on the source and its partitions, segments._track_related() on the related sources.
 CREATE FUNCTION segments._create_tracking(segmentation text, source regclass) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     op text;
     rel regclass;
+    fn text;
 BEGIN
-    FOR rel IN SELECT segments._tracked_tables(source) LOOP
+    FOR rel, fn IN SELECT t, 'segments._track' FROM segments._tracked_tables(source) t
+                   UNION ALL SELECT t, 'segments._track_related' FROM segments._related_tables(segmentation) t LOOP
         FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
             CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = segments._trigger_name(segmentation, op));
-            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L)',
                            segments._trigger_name(segmentation, op), upper(op), rel,
                            CASE op WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segments_new'
                                    WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segments_old'
                                    WHEN 'update' THEN 'REFERENCING NEW TABLE AS segments_new OLD TABLE AS segments_old'
                                    ELSE '' END,
-                           segmentation);
+                           fn, segmentation);
         END LOOP;
     END LOOP;
 END $$;
@@ -384,6 +425,10 @@ BEGIN
         RAISE EXCEPTION 'permission denied: role % cannot track or untrack segmentation "%"', segments._acting_role(), g.name
             USING ERRCODE = '42501', HINT = format('tracking installs triggers: grant TRIGGER on %s', g.source);
     END IF;
+    IF EXISTS (SELECT 1 FROM segments._related_tables(g.name) r WHERE NOT has_table_privilege(segments._acting_role(), r, 'TRIGGER')) THEN
+        RAISE EXCEPTION 'permission denied: role % cannot track or untrack segmentation "%"', segments._acting_role(), g.name
+            USING ERRCODE = '42501', HINT = 'tracking installs triggers on the related sources too: grant TRIGGER on them';
+    END IF;
 END $$;
 
 CREATE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
@@ -395,6 +440,11 @@ BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
             USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segments._related_tables(g.name) r JOIN pg_class c ON c.oid = r WHERE c.relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'cannot track %: related source % is not a table', g.name,
+            (SELECT string_agg(r::text, ', ') FROM segments._related_tables(g.name) r JOIN pg_class c ON c.oid = r WHERE c.relkind NOT IN ('r', 'p'))
+            USING ERRCODE = '0A000', HINT = 'declare the underlying table as the related source, or schedule segments.refresh() instead';
     END IF;
     -- a tracked change looks its accounts up one key at a time: two rows with one key would fight
     IF NOT segments._key_is_unique(g) THEN
@@ -417,6 +467,27 @@ BEGIN
     PERFORM segments._drop_tracking(g.name);
 END $$;
 COMMENT ON FUNCTION segments.untrack(text) IS 'Removes the tracking triggers of segments.track()';
+
+-- Declaring, changing or removing a related source of a tracked segmentation tracks it anew: the triggers
+-- follow the related sources, and membership reflects the changed rules' inputs.
+CREATE FUNCTION segments._retrack_related() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE seg text;
+BEGIN
+    IF segments._restoring() THEN
+        RETURN NULL;
+    END IF;
+    FOR seg IN SELECT DISTINCT x FROM (SELECT NEW.segmentation WHERE TG_OP <> 'DELETE'
+                                       UNION SELECT OLD.segmentation WHERE TG_OP <> 'INSERT') s(x) LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger tr JOIN segments.segmentation g ON tr.tgrelid = g.source
+                   WHERE g.name = seg AND tr.tgname = segments._trigger_name(seg, 'update')) THEN
+            PERFORM segments.track(seg);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER retrack_related AFTER INSERT OR UPDATE OR DELETE ON segments.related_source
+    FOR EACH ROW EXECUTE FUNCTION segments._retrack_related();
 
 -- Deleting a segmentation removes its tracking triggers too, so data changes never trip over a missing one.
 CREATE FUNCTION segments._untrack_deleted() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -453,7 +524,8 @@ BEGIN
         RAISE EXCEPTION 'segment "%" is not an active segment of "%"', segment, g.name
             USING ERRCODE = '42704', HINT = 'preview changes the rule of an existing, active segment';
     END IF;
-    PERFORM segments.validate_rule(new_rule, g.source, format('segment "%s" rule', segment));
+    PERFORM segments._validate_rule(new_rule, g.source, g.key_column, segments._related_of(g.name),
+                                    format('segment "%s" rule', segment));
     new_rules := jsonb_set(current_rules, '{segments}',
         (SELECT jsonb_agg(CASE WHEN e ->> 'name' = segment THEN jsonb_set(e, '{rule}', new_rule) ELSE e END ORDER BY i)
          FROM jsonb_array_elements(current_rules -> 'segments') WITH ORDINALITY AS x(e, i)));

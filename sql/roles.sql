@@ -15,7 +15,7 @@ GRANT segments_reader TO segments_editor;
 GRANT USAGE ON SCHEMA segments TO segments_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA segments TO segments_reader;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA segments TO segments_reader;
-GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment TO segments_editor;
+GRANT INSERT, UPDATE, DELETE ON segments.segmentation, segments.segment, segments.related_source TO segments_editor;
 -- membership is written by the extension's SECURITY DEFINER functions only
 -- the audit log is written by its SECURITY DEFINER trigger only
 -- reads a relation as its owner on behalf of refresh and backfill: theirs alone

@@ -22,6 +22,14 @@ pub enum SegError {
         hint: String,
     },
 
+    /// The rule names an object that is not declared, e.g. a related source (42704).
+    #[error("{message}")]
+    UnknownObject {
+        path: String,
+        message: String,
+        hint: String,
+    },
+
     /// A value that cannot be compared with the column's type (42804).
     #[error("type mismatch at {path}: {message}")]
     TypeMismatch {
@@ -99,6 +107,7 @@ impl SegError {
             | SegError::Hierarchy { .. }
             | SegError::InvalidArgument { .. } => "22023",
             SegError::UnknownAttribute { .. } => "42703",
+            SegError::UnknownObject { .. } => "42704",
             SegError::TypeMismatch { .. } => "42804",
             SegError::InvalidRegex { .. } => "2201B",
             SegError::InvalidDatetime { .. } => "22007",
@@ -112,6 +121,7 @@ impl SegError {
         match self {
             SegError::InvalidRule { path, .. }
             | SegError::UnknownAttribute { path, .. }
+            | SegError::UnknownObject { path, .. }
             | SegError::TypeMismatch { path, .. }
             | SegError::InvalidRegex { path, .. }
             | SegError::InvalidDatetime { path, .. } => Some(format!("JSON path: {path}")),
@@ -124,6 +134,7 @@ impl SegError {
         match self {
             SegError::InvalidRule { hint, .. }
             | SegError::UnknownAttribute { hint, .. }
+            | SegError::UnknownObject { hint, .. }
             | SegError::TypeMismatch { hint, .. }
             | SegError::InvalidDatetime { hint, .. }
             | SegError::Hierarchy { hint, .. }

@@ -182,7 +182,7 @@ unsafe fn call_site<'a>(
         let reader = RowReader::new(header);
         let def = source.load();
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
-        let ruleset = Ruleset::compile(&def, &reader.columns, now).or_raise();
+        let ruleset = super::related::compile_ruleset(&def, &reader.columns, now);
 
         let (names, paths) = PgMemoryContexts::For(mcx).switch_to(|_| {
             let names = (0..=ruleset.segments.len())
@@ -300,7 +300,7 @@ fn to_sql(segmentation: default!(Option<&str>, "NULL")) -> String {
         &format!("segmentation \"{}\"", def.segmentation),
     );
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    ruleset_sql(&Ruleset::compile(&def, &columns, now).or_raise())
+    ruleset_sql(&super::related::compile_ruleset(&def, &columns, now))
 }
 
 fn source_of(segmentation: &str) -> pg_sys::Oid {
@@ -320,15 +320,14 @@ fn source_of(segmentation: &str) -> pg_sys::Oid {
 }
 
 // validate_rule: checks a rule against a relation's columns and raises the first fault (with its JSON path).
-// Called by the trigger on segments.segment; usable directly to test a rule before saving it. Written
-// against the raw arguments: the rule's jsonb is read by `jsonb_value`, which reports numbers beyond
-// float8 and over-deep nesting as errors rather than failing inside a conversion.
+// Usable directly to test a rule before saving it; the trigger on segments.segment calls _validate_rule with
+// the segmentation's key column and related sources too. Written against the raw arguments: the rule's jsonb
+// is read by `jsonb_value`, which reports numbers beyond float8 and over-deep nesting as errors rather than
+// failing inside a conversion.
 c_function!(
     pg_finfo_validate_rule_wrapper,
     validate_rule_wrapper,
     |fcinfo| {
-        use crate::rules::ast::parse;
-        use crate::rules::compile::{check_time_literals, compile};
         let args = (*fcinfo).args.as_slice(3);
         let path = if (*fcinfo).nargs < 3 {
             "rule".to_string()
@@ -337,22 +336,76 @@ c_function!(
         };
         let source = pg_sys::Oid::from(args[1].value.value() as u32);
         let rule = jsonb_value(args[0].value, &path).or_raise();
-        let columns = TupleColumns::of_relation(source, &path);
-        let parsed = parse(&rule, &path).or_raise();
-        check_time_literals(&parsed, &columns).or_raise();
-        compile(&parsed, &columns, 0).or_raise();
+        validate(&rule, source, None, &Default::default(), &path);
         pg_sys::Datum::from(true)
     }
 );
 
+// _validate_rule(rule, source, key_column, related, path): validate_rule with the segmentation's key column
+// and related sources (as `segments._related_of` gives them), for behavioral conditions.
+c_function!(
+    pg_finfo_validate_segment_rule_wrapper,
+    validate_segment_rule_wrapper,
+    |fcinfo| {
+        let args = (*fcinfo).args.as_slice(5);
+        let path = String::from_utf8_lossy(varlena_bytes(args[4].value)).into_owned();
+        let source = pg_sys::Oid::from(args[1].value.value() as u32);
+        let rule = jsonb_value(args[0].value, &path).or_raise();
+        let key = (!args[2].isnull)
+            .then(|| String::from_utf8_lossy(varlena_bytes(args[2].value)).into_owned());
+        let related = related_arg(args[3].isnull, args[3].value);
+        validate(&rule, source, key.as_deref(), &related, &path);
+        pg_sys::Datum::from(true)
+    }
+);
+
+unsafe fn related_arg(
+    isnull: bool,
+    d: pg_sys::Datum,
+) -> std::collections::BTreeMap<String, crate::rules::related::RelatedDecl> {
+    if isnull {
+        return Default::default();
+    }
+    let json = unsafe { jsonb_value(d, "related sources") }.or_raise();
+    serde_json::from_value(json).unwrap_or_else(|e| {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid related sources: {e}"),
+            None,
+            Some("pass the value of segments._related_of(segmentation)".into()),
+        )
+    })
+}
+
+fn validate(
+    rule: &serde_json::Value,
+    source: pg_sys::Oid,
+    key: Option<&str>,
+    related: &std::collections::BTreeMap<String, crate::rules::related::RelatedDecl>,
+    path: &str,
+) -> crate::rules::compile::Expr {
+    use crate::rules::ast::parse;
+    use crate::rules::compile::check_time_literals;
+    let columns = TupleColumns::of_relation(source, path);
+    let parsed = parse(rule, path).or_raise();
+    check_time_literals(&parsed, &columns).or_raise();
+    super::related::compile_rule(&parsed, &columns, key, related, 0)
+}
+
 /// The columns of `source` a rule reads (for the privilege and data coverage checks), in column order.
 #[pg_extern(stable, parallel_safe, name = "_rule_columns")]
-fn rule_columns(rule: JsonB, source: pg_sys::Oid) -> Vec<String> {
-    use crate::rules::ast::parse;
-    use crate::rules::compile::compile;
+fn rule_columns(
+    rule: JsonB,
+    source: pg_sys::Oid,
+    key_column: Option<&str>,
+    related: Option<JsonB>,
+) -> Vec<String> {
+    let related = match related {
+        Some(r) => serde_json::from_value(r.0).unwrap_or_default(),
+        None => Default::default(),
+    };
+    let expr = validate(&rule.0, source, key_column, &related, "rule");
     let columns = TupleColumns::of_relation(source, "rule");
-    let parsed = parse(&rule.0, "rule").or_raise();
-    let expr = compile(&parsed, &columns, 0).or_raise();
     let mut cols = vec![];
     expr.columns(&mut cols);
     cols.sort_unstable();

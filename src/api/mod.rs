@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod classify;
 pub mod models;
 pub mod predict;
+pub mod related;
 pub mod row;
 pub mod security;
 pub mod tracking;

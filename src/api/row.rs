@@ -141,6 +141,7 @@ pub struct TupleColumns {
     names: Vec<Option<String>>, // None for dropped columns
     types: Vec<ColumnType>,
     kinds: Vec<Kind>,
+    typids: Vec<pg_sys::Oid>,
 }
 
 impl TupleColumns {
@@ -153,6 +154,7 @@ impl TupleColumns {
             names: vec![],
             types: vec![],
             kinds: vec![],
+            typids: vec![],
         };
         for att in attrs {
             let (kind, ty) = if att.attisdropped {
@@ -166,6 +168,7 @@ impl TupleColumns {
             cols.names.push((!att.attisdropped).then_some(name));
             cols.types.push(ty);
             cols.kinds.push(kind);
+            cols.typids.push(att.atttypid);
         }
         cols
     }
@@ -520,6 +523,17 @@ pub struct RowView<'a> {
     reader: &'a RowReader,
 }
 
+impl RowView<'_> {
+    /// The raw value of column `col` (None when NULL).
+    pub fn datum(&self, col: usize) -> Option<pg_sys::Datum> {
+        self.reader.datum(col)
+    }
+    /// The type of column `col`.
+    pub fn type_of(&self, col: usize) -> pg_sys::Oid {
+        self.reader.columns.typids[col]
+    }
+}
+
 impl Row for RowView<'_> {
     fn cell(&self, col: usize) -> Cell<'_> {
         unsafe {
@@ -559,6 +573,14 @@ impl Row for RowView<'_> {
             Cell::Numeric(_) => Some(unsafe { numeric_to_f64(self.reader.values[col].get()) }),
             _ => None,
         }
+    }
+
+    fn related(
+        &self,
+        lookup: &crate::rules::related::Lookup,
+        f: &mut dyn FnMut(Cell) -> bool,
+    ) -> bool {
+        super::related::run(self, lookup, f)
     }
 
     fn days(&self, col: usize) -> Option<i64> {

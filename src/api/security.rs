@@ -79,7 +79,7 @@ pub fn read_first<T>(
     })
 }
 
-fn internal_error(what: &str) -> ! {
+pub(super) fn internal_error(what: &str) -> ! {
     super::raise_with(
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         format!("pg_segments: {what}"),

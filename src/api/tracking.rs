@@ -135,7 +135,7 @@ unsafe fn build(name: &str, relation: pg_sys::Relation) -> Tracked {
         .unwrap_or_default();
         let def = RulesetDef::from_json(&load_ruleset_json(Some(name))).or_raise();
         let compiled_at = pg_sys::GetCurrentTransactionStartTimestamp();
-        let ruleset = Ruleset::compile(&def, &reader.columns, compiled_at).or_raise();
+        let ruleset = super::related::compile_ruleset(&def, &reader.columns, compiled_at);
         Tracked {
             generation,
             relid,

@@ -21,6 +21,8 @@ pub enum Rule {
     Score(Box<super::score::ScoreRule>),
     /// The points of the sub-rules a row meets, added up and compared with a value.
     Points(Box<super::points::PointsRule>),
+    /// An aggregate of the account's rows in a related relation, compared with a value.
+    Related(Box<super::related::RelatedRule>),
 }
 
 impl Rule {
@@ -32,6 +34,7 @@ impl Rule {
             Rule::Not(rule) => rule.reads_clock(),
             Rule::Cond(c) => c.op.is_window() && c.as_of.is_none(),
             Rule::Points(p) => p.parts.iter().any(|part| part.rule.reads_clock()),
+            Rule::Related(r) => r.reads_clock(),
             Rule::True | Rule::Nearest(_) | Rule::Score(_) => false,
         }
     }
@@ -98,7 +101,7 @@ pub const OPERATORS: &str =
                              ends_with, matches, within, older_than, within_next, later_than, has, has_any, \
                              has_all, is_empty";
 const NODE_KEYS: &str =
-    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"}, a score {\"score\", \"op\", \"value\"} or points {\"points\", \"op\", \"value\"}";
+    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"}, a score {\"score\", \"op\", \"value\"}, points {\"points\", \"op\", \"value\"} or a behavioral condition {\"related\", \"agg\", \"op\", \"value\"}";
 
 impl Op {
     pub fn parse(s: &str) -> Option<Op> {
@@ -231,6 +234,10 @@ fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Rule> {
             }
             if super::score::is_score(map) {
                 return super::score::parse(map, path).map(|r| Rule::Score(Box::new(r)));
+            }
+            if super::related::is_related(map) {
+                return super::related::parse(map, path, &|r, p| parse_at(r, p, depth + 1))
+                    .map(|r| Rule::Related(Box::new(r)));
             }
             if super::points::is_points(map) {
                 return super::points::parse(map, path, &|r, p| parse_at(r, p, depth + 1))

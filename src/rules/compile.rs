@@ -33,7 +33,7 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    fn is_time(&self) -> bool {
+    pub fn is_time(&self) -> bool {
         matches!(
             self,
             ColumnType::Date | ColumnType::Timestamp | ColumnType::TimestampTz
@@ -68,6 +68,14 @@ pub trait Columns {
     fn lookup(&self, name: &str) -> Option<(usize, ColumnType)>;
     fn names(&self) -> Vec<String>;
     fn relation_name(&self) -> String;
+    /// A related source declared for the segmentation (behavioral conditions), by name.
+    fn related(&self, name: &str) -> Option<super::related::RelatedSource<'_>> {
+        let _ = name;
+        None
+    }
+    fn related_names(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// One column value of the row being classified, borrowed from the row.
@@ -120,6 +128,13 @@ pub trait Row {
     fn json_field(&self, col: usize, keys: &[String]) -> Cell<'_> {
         let _ = (col, keys);
         Cell::Null
+    }
+
+    /// Runs a behavioral condition's query for this row's account and calls `f` with the aggregate (NULL
+    /// when the row cannot run queries); returns what `f` returned.
+    fn related(&self, lookup: &super::related::Lookup, f: &mut dyn FnMut(Cell) -> bool) -> bool {
+        let _ = lookup;
+        f(Cell::Null)
     }
 
     /// A date column's value as days since 2000-01-01 (dates beyond the timestamp range, which `cell` gives
@@ -222,6 +237,7 @@ pub enum Expr {
     Nearest(NearestTest),
     Score(Box<super::score::ScoreTest>),
     Points(Box<super::points::PointsTest>),
+    Related(Box<super::related::RelatedTest>),
 }
 
 /// Compiles a parsed rule against `columns`; `now` (µs since 2000-01-01) anchors `within` / `older_than`.
@@ -242,6 +258,7 @@ pub fn compile(rule: &Rule, columns: &dyn Columns, now: i64) -> Result<Expr> {
         Rule::Cond(c) => Expr::Test(compile_cond(c, columns, now)?),
         Rule::Score(r) => Expr::Score(Box::new(super::score::compile(r, columns)?)),
         Rule::Points(r) => Expr::Points(Box::new(super::points::compile(r, columns, now)?)),
+        Rule::Related(r) => Expr::Related(Box::new(super::related::compile(r, columns, now)?)),
         Rule::Nearest(n) => {
             let cols = n
                 .features
@@ -330,7 +347,7 @@ fn resolve_target(c: &Cond, columns: &dyn Columns) -> Result<(usize, ColumnType,
     resolve(columns, &c.attr, &apath).map(|(col, ty)| (col, ty, Target::Column))
 }
 
-fn compile_cond(c: &Cond, columns: &dyn Columns, now: i64) -> Result<Test> {
+pub(crate) fn compile_cond(c: &Cond, columns: &dyn Columns, now: i64) -> Result<Test> {
     let (col, ty, target) = resolve_target(c, columns)?;
     let vpath = format!("{}.value", c.path);
     let mismatch = |what: &str| {
@@ -642,6 +659,8 @@ pub fn check_time_literals(rule: &Rule, columns: &dyn Columns) -> Result<()> {
             .parts
             .iter()
             .try_for_each(|part| check_time_literals(&part.rule, columns)),
+        // the where rule is checked against the related relation when compiled
+        Rule::Related(_) => Ok(()),
         Rule::True | Rule::Nearest(_) | Rule::Score(_) => Ok(()),
     }
 }
@@ -817,6 +836,7 @@ impl Expr {
             Expr::Nearest(n) => n.nearest(row) == Some(n.rule.cluster),
             Expr::Score(s) => s.eval(row),
             Expr::Points(p) => p.eval(row),
+            Expr::Related(r) => r.eval(row),
         }
     }
 
@@ -835,6 +855,7 @@ impl Expr {
             Expr::Nearest(n) => out.extend(&n.cols),
             Expr::Score(s) => out.extend(s.columns()),
             Expr::Points(p) => p.parts().for_each(|e| e.columns(out)),
+            Expr::Related(r) => out.push(r.lookup.key_col),
         }
     }
 
@@ -880,6 +901,7 @@ impl Expr {
             }
             Expr::Score(s) => s.explain(row),
             Expr::Points(p) => p.explain(row),
+            Expr::Related(r) => r.explain(row),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod compile;
 pub mod number;
 pub mod pattern;
 pub mod points;
+pub mod related;
 pub mod ruleset;
 pub mod score;
 pub mod sql;

@@ -27,6 +27,12 @@ pub struct RulesetDef {
     #[serde(default)]
     pub as_of: Option<String>,
     pub segments: Vec<SegmentDef>,
+    /// the source's account key column (behavioral conditions look the account up by it)
+    #[serde(default)]
+    pub key_column: Option<String>,
+    /// the related sources behavioral conditions read, by name
+    #[serde(default)]
+    pub related: std::collections::BTreeMap<String, super::related::RelatedDecl>,
 }
 
 fn default_segment() -> String {

@@ -45,7 +45,7 @@ fn scalar(s: &Scalar, ty: &ColumnType) -> String {
     }
 }
 
-fn time_literal(t: i64, ty: &ColumnType) -> String {
+pub(super) fn time_literal(t: i64, ty: &ColumnType) -> String {
     // a cutoff beyond the range (a window longer than history) is the infinity on its side
     let ts = if t < TIMESTAMP_RANGE.start {
         "-infinity".to_string()
@@ -173,7 +173,17 @@ impl Operand {
 }
 
 fn test_sql(t: &Test) -> String {
-    let v = Operand::new(t);
+    check_sql(t, Operand::new(t))
+}
+
+/// A test's check written on a value given as SQL (a behavioral condition's subquery).
+pub(super) fn test_sql_on(t: &Test, value: String) -> String {
+    let mut v = Operand::new(t);
+    v.value = value;
+    check_sql(t, v)
+}
+
+fn check_sql(t: &Test, v: Operand) -> String {
     let check = match &t.check {
         Check::IgnoreCase(inner) => inner.as_ref(),
         other => other,
@@ -362,6 +372,7 @@ pub fn expr_sql(e: &Expr) -> String {
         Expr::Nearest(n) => nearest_sql(n),
         Expr::Score(s) => s.sql(),
         Expr::Points(p) => p.sql(),
+        Expr::Related(r) => r.sql(),
     }
 }
 

@@ -32,6 +32,11 @@ CREATE TABLE fuzz.t (
     tags text[], narr numeric[], f8b double precision, num2 numeric, i4b integer, txt2 text, d2 date, tz2 timestamptz
 );
 
+-- The accounts' events, for behavioral conditions: some accounts have none, some events have no account or
+-- an account that does not exist, times tie, values are NULL.
+CREATE TABLE fuzz.ev (id bigserial PRIMARY KEY, account_id integer, type text, at timestamptz, amount numeric, flag boolean);
+CREATE INDEX ON fuzz.ev (account_id, at);
+
 -- Each column's kind (what the rules may do with it) and its edge values, as text for the column's input function.
 CREATE TABLE fuzz.domain (col text PRIMARY KEY, kind text NOT NULL, pool text[] NOT NULL);
 INSERT INTO fuzz.domain VALUES
@@ -122,6 +127,16 @@ DECLARE
 BEGIN
     PERFORM fuzz.seed(seed);
     TRUNCATE fuzz.t;
+    TRUNCATE fuzz.ev;
+    FOR i IN 1..n * 3 LOOP
+        INSERT INTO fuzz.ev (account_id, type, at, amount, flag)
+        VALUES (CASE WHEN fuzz.pick(20) = 0 THEN NULL WHEN fuzz.pick(20) = 0 THEN n + 1 ELSE 1 + fuzz.pick(n / 2) END,
+                CASE WHEN fuzz.pick(8) = 0 THEN NULL ELSE (fuzz.one_of('["login", "export", "Login", "view", ""]') #>> '{}') END,
+                CASE WHEN fuzz.pick(10) = 0 THEN NULL
+                     ELSE timestamptz '2024-06-30 00:00+00' - fuzz.pick(60) * interval '1 day' - fuzz.pick(2) * interval '12 hours' END,
+                CASE WHEN fuzz.pick(8) = 0 THEN NULL ELSE (fuzz.one_of('[0, 1, 5, 9.5, 100, 0.1, -3]') #>> '{}')::numeric END,
+                CASE WHEN fuzz.pick(5) = 0 THEN NULL ELSE fuzz.pick(2) = 0 END);
+    END LOOP;
     FOR i IN 1..n LOOP
         row := jsonb_build_object('id', i);
         FOR r IN SELECT col, pool FROM fuzz.domain ORDER BY col LOOP
@@ -135,6 +150,46 @@ BEGIN
     END LOOP;
 END $$;
 
+-- A behavioral condition over fuzz.ev: an aggregate, maybe filtered by a rule of its own, a window, the last
+-- rows, compared with a constant of the aggregate's kind.
+CREATE FUNCTION fuzz.random_related() RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    agg text := fuzz.one_of('["count", "count", "sum", "avg", "min", "max", "last", "first"]') #>> '{}';
+    attr text;
+    cond jsonb;
+    value_kind text;
+BEGIN
+    attr := CASE agg WHEN 'count' THEN CASE WHEN fuzz.pick(3) = 0 THEN 'amount' END
+                     WHEN 'sum' THEN 'amount' WHEN 'avg' THEN 'amount'
+                     WHEN 'min' THEN fuzz.one_of('["amount", "type", "at"]') #>> '{}'
+                     WHEN 'max' THEN fuzz.one_of('["amount", "type", "at"]') #>> '{}'
+                     ELSE fuzz.one_of('["amount", "type", "at", "flag"]') #>> '{}' END;
+    value_kind := CASE WHEN agg = 'count' OR attr = 'amount' THEN 'int' WHEN attr = 'type' THEN 'text'
+                 WHEN attr = 'at' THEN 'time' ELSE 'bool' END;
+    cond := jsonb_build_object('related', 'ev', 'agg', agg);
+    IF attr IS NOT NULL THEN cond := cond || jsonb_build_object('attr', attr); END IF;
+    IF fuzz.pick(2) = 0 THEN
+        cond := cond || jsonb_build_object('where', fuzz.one_of('[{"attr": "type", "op": "=", "value": "login"},
+            {"attr": "type", "op": "in", "value": ["login", "export"], "ignore_case": true}, {"attr": "amount", "op": ">=", "value": 5},
+            {"attr": "flag", "op": "=", "value": true}, {"not": {"attr": "type", "op": "contains", "value": "o"}},
+            {"attr": "at", "op": "within", "value": "7 days", "as_of": "2024-06-30"}, {"attr": "amount", "op": "is_null"}]'));
+    END IF;
+    IF fuzz.pick(2) = 0 THEN
+        cond := cond || jsonb_build_object('within', fuzz.one_of('["30 days", "7 days", "1 year", "12 hours"]'),
+                                           'as_of', fuzz.one_of('["2024-06-30", "2024-06-15 12:00:00", "2024-05-01"]'));
+    END IF;
+    IF fuzz.pick(4) = 0 THEN cond := cond || jsonb_build_object('last', 1 + fuzz.pick(3)); END IF;
+    cond := cond || jsonb_build_object('op', fuzz.one_of('["=", "!=", "<", ">=", "is_null", "not_null", "in", "between"]'));
+    RETURN cond || CASE cond ->> 'op'
+        WHEN 'is_null' THEN '{}'::jsonb WHEN 'not_null' THEN '{}'::jsonb
+        WHEN 'in' THEN jsonb_build_object('value', jsonb_build_array(fuzz.one_of((SELECT pool FROM fuzz.constants WHERE constants.kind = value_kind)),
+                                                                     fuzz.one_of((SELECT pool FROM fuzz.constants WHERE constants.kind = value_kind))))
+        WHEN 'between' THEN jsonb_build_object('value', jsonb_build_array(fuzz.one_of((SELECT pool FROM fuzz.constants WHERE constants.kind = value_kind)),
+                                                                          fuzz.one_of((SELECT pool FROM fuzz.constants WHERE constants.kind = value_kind))))
+        ELSE jsonb_build_object('value', CASE WHEN value_kind = 'int' THEN fuzz.one_of('[0, 1, 2, 3, 5, 9.5, 100, 0.1, -3, 2.5]')
+                                              ELSE fuzz.one_of((SELECT pool FROM fuzz.constants WHERE constants.kind = value_kind)) END) END;
+END $$;
+
 CREATE FUNCTION fuzz.random_cond() RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     c record;
@@ -144,6 +199,9 @@ DECLARE
     list jsonb := '[]';
     others text[];
 BEGIN
+    IF fuzz.pick(8) = 0 THEN
+        RETURN fuzz.random_related();
+    END IF;
     -- now and then a model's score (fitted on the rows by fuzz.differential), compared with a probability
     IF fuzz.pick(12) = 0 AND current_setting('fuzz.model', true) <> '' THEN
         cond := jsonb_build_object('score', current_setting('fuzz.model')::jsonb,
@@ -273,7 +331,14 @@ BEGIN
         RETURN fuzz.one_of('[false, 0, "all", [], {}, {"all": {}}, {"any": [1]}, {"not": []}, {"nearest": {}}, {"nearest": {"features": ["i2"], "centroids": [[1, 2]], "cluster": 5}},
                              {"points": []}, {"points": [{"rule": true}]}, {"points": [{"rule": true, "points": 0.5}], "op": ">", "value": 0},
                              {"points": [{"rule": true, "points": 1e9}], "op": ">", "value": 0}, {"points": [{"rule": true, "points": 1}], "op": "has", "value": 1},
-                             {"points": [{"rule": true, "points": 1}], "op": ">", "value": "x"}, {"points": [{"rule": false, "points": 1}], "op": ">", "value": 0}]');
+                             {"points": [{"rule": true, "points": 1}], "op": ">", "value": "x"}, {"points": [{"rule": false, "points": 1}], "op": ">", "value": 0},
+                             {"related": "nope", "agg": "count", "op": ">", "value": 0}, {"related": "ev", "agg": "sum", "op": ">", "value": 0},
+                             {"related": "ev", "agg": "median", "attr": "amount", "op": ">", "value": 0}, {"related": "ev", "agg": "count", "last": 0, "op": ">", "value": 0},
+                             {"related": "ev", "agg": "sum", "attr": "type", "op": ">", "value": 0}, {"related": "ev", "agg": "count", "op": ">", "value": "x"},
+                             {"related": "ev", "agg": "count", "where": {"related": "ev", "agg": "count", "op": ">", "value": 0}, "op": ">", "value": 0},
+                             {"related": "ev", "agg": "count", "within": "soon", "op": ">", "value": 0}, {"related": "ev", "agg": "max", "attr": "flag", "op": "=", "value": true},
+                             {"related": "ev", "agg": "count", "op": "<", "value": {"attr": "i4"}}, {"related": "ev", "agg": "count", "where": {"attr": "nope", "op": "is_null"}, "op": ">", "value": 0},
+                             {"related": 5, "agg": "count", "op": ">", "value": 0}, {"related": "ev", "agg": "count", "op": "within", "value": "3 days"}]');
     ELSIF k = 5 THEN       -- an empty or huge list
         RETURN jsonb_build_object('attr', 'i4', 'op', fuzz.one_of('["in","not_in","between"]'),
                                   'value', (SELECT jsonb_agg(g) FROM generate_series(1, fuzz.pick(3) * 2000) g));
@@ -314,6 +379,8 @@ BEGIN
         mode := CASE WHEN fuzz.pick(3) = 0 THEN 'overlapping' ELSE 'exclusive' END;
         BEGIN
             INSERT INTO segments.segmentation (name, source, key_column, mode) VALUES (seg, 'fuzz.t', 'id', mode);
+            INSERT INTO segments.related_source (segmentation, name, relation, key_column, time_column)
+            VALUES (seg, 'ev', 'fuzz.ev', 'account_id', 'at');
             n := 1 + fuzz.pick(4);
             FOR i IN 1..n LOOP
                 INSERT INTO segments.segment (segmentation, name, parent, priority, rule)
