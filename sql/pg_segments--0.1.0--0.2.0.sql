@@ -10,8 +10,8 @@ CREATE FUNCTION segments._acting_role() RETURNS text STRICT STABLE PARALLEL SAFE
 CREATE FUNCTION segments._read_as_owner(relation oid, copy_name text) RETURNS oid STRICT VOLATILE PARALLEL UNSAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'read_as_owner_wrapper';
 -- the columns a rule reads, for the read checks and data_coverage (src/api/classify.rs)
-CREATE FUNCTION segments._rule_columns(rule jsonb, source oid) RETURNS text[] STRICT STABLE PARALLEL SAFE
-    LANGUAGE c AS 'MODULE_PATHNAME', 'rule_columns_wrapper';
+CREATE FUNCTION segments._rule_columns(rule jsonb, source oid, key_column text, related jsonb) RETURNS text[]
+    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'rule_columns_wrapper';
 
 CREATE FUNCTION segments._restoring() RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN NOT pg_catalog.current_setting('check_function_bodies')::boolean
@@ -57,22 +57,38 @@ BEGIN
         RAISE EXCEPTION 'cannot % segmentation "%": row-level security hides rows of % from role %', action, g.name, g.source, caller
             USING ERRCODE = '42501', HINT = 'run it as a role that sees every row (the table owner, or one with BYPASSRLS)';
     END IF;
+    -- behavioral conditions count rows of the related sources: the caller must see them all too
+    FOR rel IN SELECT c.* FROM segments.related_source r JOIN pg_class c ON c.oid = r.relation WHERE r.segmentation = g.name LOOP
+        IF NOT has_table_privilege(caller, rel.oid, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied: role % cannot % segmentation "%": it cannot read %', caller, action, g.name, rel.oid::regclass
+                USING ERRCODE = '42501', HINT = 'grant the role SELECT on the related source';
+        END IF;
+        IF rel.relrowsecurity
+           AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = caller AND (r.rolsuper OR r.rolbypassrls))
+           AND (rel.relforcerowsecurity OR NOT pg_has_role(caller, rel.relowner, 'USAGE')) THEN
+            RAISE EXCEPTION 'cannot % segmentation "%": row-level security hides rows of % from role %', action, g.name, rel.oid::regclass, caller
+                USING ERRCODE = '42501', HINT = 'run it as a role that sees every row (the table owner, or one with BYPASSRLS)';
+        END IF;
+    END LOOP;
 END $$;
 
 CREATE OR REPLACE FUNCTION segments._check_segment() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     src regclass;
+    key text;
+    related jsonb;
     at text := NEW.parent;
     steps int := 0;
 BEGIN
     IF segments._restoring() THEN
         RETURN NEW;
     END IF;
-    SELECT g.source INTO src FROM segments.segmentation g WHERE g.name = NEW.segmentation;
+    SELECT g.source, g.key_column, segments._related_of(g.name) INTO src, key, related
+    FROM segments.segmentation g WHERE g.name = NEW.segmentation;
     IF src IS NOT NULL THEN
-        PERFORM segments.validate_rule(NEW.rule, src, format('segment "%s" rule', NEW.name));
-        PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src),
+        PERFORM segments._validate_rule(NEW.rule, src, key, related, format('segment "%s" rule', NEW.name));
+        PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src, key, related),
             format('segment "%s" rule', NEW.name));
     END IF;
     -- the parent's existence is the foreign key's job (23503); a cycle is ours
@@ -95,6 +111,185 @@ ALTER TABLE segments.segmentation
     ADD COLUMN nps_facts regclass, ADD COLUMN nps_facts_time text, ADD COLUMN nps_facts_value text,
     ADD COLUMN coverage_target float8 CHECK (coverage_target BETWEEN 0 AND 1);
 ALTER TABLE segments.segment ADD COLUMN coverage_target float8 CHECK (coverage_target BETWEEN 0 AND 1);
+
+---------------------------------------------------------------------------------------------------------
+-- Behavioral conditions: related sources declared per segmentation
+---------------------------------------------------------------------------------------------------------
+CREATE TABLE segments.related_source (
+    segmentation text NOT NULL REFERENCES segments.segmentation (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    name         text NOT NULL CHECK (name <> ''),
+    relation     regclass NOT NULL,
+    key_column   text NOT NULL,
+    time_column  text,
+    description  text,
+    PRIMARY KEY (segmentation, name)
+);
+COMMENT ON TABLE segments.related_source IS 'A relation of rows about accounts (events, NPS answers, tickets) that behavioral conditions of a segmentation''s rules aggregate';
+COMMENT ON COLUMN segments.related_source.segmentation IS 'The segmentation whose rules may read it';
+COMMENT ON COLUMN segments.related_source.name IS 'The name rules use: {"related": name, ...}';
+COMMENT ON COLUMN segments.related_source.relation IS 'The relation (table, view, ...)';
+COMMENT ON COLUMN segments.related_source.key_column IS 'Its column holding the account key, compared with the segmentation''s key column (index it)';
+COMMENT ON COLUMN segments.related_source.time_column IS 'Its date, timestamp or timestamptz column, for windows ("within") and last / first (optional)';
+COMMENT ON COLUMN segments.related_source.description IS 'What the rows are';
+SELECT pg_catalog.pg_extension_config_dump('segments.related_source', '');
+COMMENT ON COLUMN segments.definition_log.table_name IS 'segmentation, segment or related_source';
+CREATE TRIGGER log_change AFTER INSERT OR UPDATE OR DELETE ON segments.related_source
+    FOR EACH ROW EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.related_source
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
+CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.related_source
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
+CREATE FUNCTION segments._validate_rule(rule jsonb, source regclass, key_column text, related jsonb, path text)
+    RETURNS boolean STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'validate_segment_rule_wrapper';
+COMMENT ON FUNCTION segments._validate_rule(jsonb, regclass, text, jsonb, text) IS
+    'validate_rule with the segmentation''s key column and related sources (behavioral conditions)';
+
+-- A segmentation's related sources as the ruleset carries them: name -> relation (qualified), key, time.
+CREATE FUNCTION segments._related_of(segmentation text) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('relation', r.relation::text, 'key', r.key_column,
+                                                                'time', r.time_column) ORDER BY r.name), '{}')
+    FROM segments.related_source r WHERE r.segmentation = _related_of.segmentation
+$$;
+
+-- The segments whose rules read a related source.
+CREATE FUNCTION segments._readers_of(segmentation text, related text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT array_agg(s.name ORDER BY s.name) FROM segments.segment s
+    WHERE s.segmentation = _readers_of.segmentation
+      AND jsonb_path_exists(s.rule, 'lax $.** ? (@.related == $r)', jsonb_build_object('r', related))
+$$;
+
+-- A related source: columns that exist, a key comparable with the segmentation's, a time column of a time
+-- type, readable by the role declaring it; renamed or removed only when no rule reads it.
+CREATE FUNCTION segments._check_related() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation;
+    typ regtype;
+    col text;
+    readers text[];
+BEGIN
+    IF segments._restoring() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND (TG_OP = 'DELETE' OR NEW.name IS DISTINCT FROM OLD.name
+                                          OR NEW.segmentation IS DISTINCT FROM OLD.segmentation) THEN
+        readers := segments._readers_of(OLD.segmentation, OLD.name);
+        -- a segmentation deleted as a whole takes its related sources along
+        IF readers IS NOT NULL AND EXISTS (SELECT 1 FROM segments.segmentation WHERE name = OLD.segmentation) THEN
+            RAISE EXCEPTION 'related source "%" of segmentation "%" is read by segments %', OLD.name, OLD.segmentation,
+                            array_to_string(readers, ', ')
+                USING ERRCODE = '2BP01', HINT = 'change or delete those segments'' rules first';
+        END IF;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    SELECT * INTO g FROM segments.segmentation WHERE name = NEW.segmentation;
+    FOREACH col IN ARRAY ARRAY[NEW.key_column, NEW.time_column] LOOP
+        CONTINUE WHEN col IS NULL;
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+        WHERE a.attrelid = NEW.relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" does not exist in %', col, NEW.relation
+                USING ERRCODE = '42703', DETAIL = format('related source "%s" of segmentation "%s" names it', NEW.name, NEW.segmentation),
+                      HINT = 'key_column names the account key of the relation, time_column its time';
+        END IF;
+        IF col = NEW.time_column AND typ NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+            RAISE EXCEPTION 'column "%" of % is %, not a time', col, NEW.relation, typ
+                USING ERRCODE = '42804', HINT = 'the time column must be date, timestamp or timestamptz';
+        END IF;
+    END LOOP;
+    -- the two keys must compare with "="
+    BEGIN
+        EXECUTE format('SELECT NULL::%s OPERATOR(pg_catalog.=) NULL::%s',
+                       (SELECT a.atttypid::regtype FROM pg_attribute a WHERE a.attrelid = NEW.relation AND a.attname = NEW.key_column),
+                       (SELECT a.atttypid::regtype FROM pg_attribute a WHERE a.attrelid = g.source AND a.attname = g.key_column));
+    EXCEPTION WHEN undefined_function THEN
+        RAISE EXCEPTION 'column "%" of % cannot be compared with the key column "%" of %', NEW.key_column, NEW.relation,
+                        g.key_column, g.source
+            USING ERRCODE = '42804', HINT = 'the related source''s key column holds the account key: give it the key''s type';
+    END;
+    PERFORM segments._check_readable(NEW.relation, ARRAY[NEW.key_column, NEW.time_column],
+                                     format('related source "%s" of segmentation "%s"', NEW.name, NEW.segmentation));
+    IF NOT has_table_privilege(segments._acting_role(), NEW.relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied: role % cannot read %', segments._acting_role(), NEW.relation
+            USING ERRCODE = '42501', HINT = 'behavioral conditions read any column of the related source: grant SELECT on it';
+    END IF;
+    -- the rules that read it must still hold (another relation, key or time column)
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM segments._validate_rule(s.rule, g.source, g.key_column,
+                                        segments._related_of(g.name) || jsonb_build_object(NEW.name,
+                                            jsonb_build_object('relation', NEW.relation::text, 'key', NEW.key_column, 'time', NEW.time_column)),
+                                        format('segment "%s" rule', s.name))
+        FROM segments.segment s WHERE s.segmentation = g.name;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER check_related BEFORE INSERT OR UPDATE OR DELETE ON segments.related_source
+    FOR EACH ROW EXECUTE FUNCTION segments._check_related();
+
+-- A change to a related source re-evaluates the accounts whose keys the changed rows hold (after TRUNCATE,
+-- every account), with the synchronising statement, at the time the change is made.
+CREATE FUNCTION segments._track_related() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g segments.segmentation := segments._definition(TG_ARGV[0]);
+    keys text[];
+    scope text;
+    at timestamptz;
+BEGIN
+    SELECT array_agg(DISTINCT r.key_column) INTO keys FROM segments.related_source r
+    WHERE r.segmentation = g.name AND r.relation = TG_RELID;
+    IF keys IS NULL THEN
+        RETURN NULL;  -- no longer a related source of the segmentation
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(segments._lock_key(g.name));
+    -- read once the lock is held, as the source's tracking does
+    at := clock_timestamp();
+    IF TG_OP <> 'TRUNCATE' THEN
+        -- a format() string (see _sync_sql): %1$s is left for the cast to text, a % in a name is doubled
+        SELECT string_agg(format('SELECT k.%s%%1$s FROM %s k', replace(quote_ident(k), '%', '%%'), tab), ' UNION ')
+        INTO scope
+        FROM unnest(keys) k,
+             unnest(CASE TG_OP WHEN 'INSERT' THEN ARRAY['segments_new'] WHEN 'DELETE' THEN ARRAY['segments_old']
+                               ELSE ARRAY['segments_new', 'segments_old'] END) tab;
+    END IF;
+    EXECUTE segments._sync_sql(g, scope, '$1') USING at;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION segments._track_related() IS 'The statement trigger segments.track() installs on related sources (argument: the segmentation)';
+
+-- The tables of a segmentation's related sources (triggers go on tables only).
+CREATE FUNCTION segments._related_tables(segmentation text) RETURNS SETOF regclass LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT DISTINCT r.relation FROM segments.related_source r WHERE r.segmentation = _related_tables.segmentation
+$$;
+
+-- Declaring, changing or removing a related source of a tracked segmentation tracks it anew: the triggers
+-- follow the related sources, and membership reflects the changed rules' inputs.
+CREATE FUNCTION segments._retrack_related() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE seg text;
+BEGIN
+    IF segments._restoring() THEN
+        RETURN NULL;
+    END IF;
+    FOR seg IN SELECT DISTINCT x FROM (SELECT NEW.segmentation WHERE TG_OP <> 'DELETE'
+                                       UNION SELECT OLD.segmentation WHERE TG_OP <> 'INSERT') s(x) LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger tr JOIN segments.segmentation g ON tr.tgrelid = g.source
+                   WHERE g.name = seg AND tr.tgname = segments._trigger_name(seg, 'update')) THEN
+            PERFORM segments.track(seg);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER retrack_related AFTER INSERT OR UPDATE OR DELETE ON segments.related_source
+    FOR EACH ROW EXECUTE FUNCTION segments._retrack_related();
+GRANT SELECT ON segments.related_source TO segments_reader;
+GRANT INSERT, UPDATE, DELETE ON segments.related_source TO segments_editor;
 COMMENT ON COLUMN segments.segmentation.coverage_target IS 'Share of a segment''s accounts that should have a value in each attribute its rules read (e.g. 0.8); segments.data_coverage() flags the gaps';
 COMMENT ON COLUMN segments.segment.coverage_target IS 'This segment''s data coverage target (e.g. 0.95 for enterprise), overriding the segmentation''s';
 COMMENT ON COLUMN segments.segmentation.arr_facts IS 'ARR snapshots for period metrics: a relation with the account key (named as key_column), a snapshot time and ARR; an account missing from a snapshot has ARR 0 then';
@@ -176,7 +371,8 @@ BEGIN
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.source IS DISTINCT FROM OLD.source THEN
         FOR s IN SELECT * FROM segments.segment WHERE segmentation = NEW.name LOOP
-            PERFORM segments.validate_rule(s.rule, NEW.source, format('segment "%s" rule', s.name));
+            PERFORM segments._validate_rule(s.rule, NEW.source, NEW.key_column, segments._related_of(NEW.name),
+                                            format('segment "%s" rule', s.name));
         END LOOP;
     END IF;
     NEW.updated_at := now();
@@ -244,6 +440,8 @@ BEGIN
         'mode', g.mode,
         'default_segment', g.default_segment,
         'as_of', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'key_column', g.key_column,
+        'related', segments._related_of(g.name),
         'segments', coalesce((
             -- active segments whose ancestors are all active
             WITH RECURSIVE live AS (
@@ -587,7 +785,7 @@ CREATE FUNCTION segments._drop_tracking(segmentation text) RETURNS void LANGUAGE
 DECLARE t record;
 BEGIN
     FOR t IN SELECT tr.tgrelid::regclass AS rel, tr.tgname FROM pg_trigger tr
-             WHERE tr.tgfoid = 'segments._track()'::regprocedure
+             WHERE tr.tgfoid IN ('segments._track()'::regprocedure, 'segments._track_related()'::regprocedure)
                AND tr.tgname IN (SELECT segments._trigger_name(segmentation, op) FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) op)
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
@@ -599,17 +797,19 @@ CREATE OR REPLACE FUNCTION segments._create_tracking(segmentation text, source r
 DECLARE
     op text;
     rel regclass;
+    fn text;
 BEGIN
-    FOR rel IN SELECT segments._tracked_tables(source) LOOP
+    FOR rel, fn IN SELECT t, 'segments._track' FROM segments._tracked_tables(source) t
+                   UNION ALL SELECT t, 'segments._track_related' FROM segments._related_tables(segmentation) t LOOP
         FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
             CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = segments._trigger_name(segmentation, op));
-            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segments._track(%L)',
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L)',
                            segments._trigger_name(segmentation, op), upper(op), rel,
                            CASE op WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segments_new'
                                    WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segments_old'
                                    WHEN 'update' THEN 'REFERENCING NEW TABLE AS segments_new OLD TABLE AS segments_old'
                                    ELSE '' END,
-                           segmentation);
+                           fn, segmentation);
         END LOOP;
     END LOOP;
 END $$;
@@ -681,7 +881,8 @@ BEGIN
         RAISE EXCEPTION 'segment "%" is not an active segment of "%"', segment, g.name
             USING ERRCODE = '42704', HINT = 'preview changes the rule of an existing, active segment';
     END IF;
-    PERFORM segments.validate_rule(new_rule, g.source, format('segment "%s" rule', segment));
+    PERFORM segments._validate_rule(new_rule, g.source, g.key_column, segments._related_of(g.name),
+                                    format('segment "%s" rule', segment));
     new_rules := jsonb_set(current_rules, '{segments}',
         (SELECT jsonb_agg(CASE WHEN e ->> 'name' = segment THEN jsonb_set(e, '{rule}', new_rule) ELSE e END ORDER BY i)
          FROM jsonb_array_elements(current_rules -> 'segments') WITH ORDINALITY AS x(e, i)));
@@ -754,6 +955,10 @@ BEGIN
         RAISE EXCEPTION 'permission denied: role % cannot track or untrack segmentation "%"', segments._acting_role(), g.name
             USING ERRCODE = '42501', HINT = format('tracking installs triggers: grant TRIGGER on %s', g.source);
     END IF;
+    IF EXISTS (SELECT 1 FROM segments._related_tables(g.name) r WHERE NOT has_table_privilege(segments._acting_role(), r, 'TRIGGER')) THEN
+        RAISE EXCEPTION 'permission denied: role % cannot track or untrack segmentation "%"', segments._acting_role(), g.name
+            USING ERRCODE = '42501', HINT = 'tracking installs triggers on the related sources too: grant TRIGGER on them';
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION segments.track(segmentation text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
@@ -765,6 +970,11 @@ BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
             USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segments._related_tables(g.name) r JOIN pg_class c ON c.oid = r WHERE c.relkind NOT IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'cannot track %: related source % is not a table', g.name,
+            (SELECT string_agg(r::text, ', ') FROM segments._related_tables(g.name) r JOIN pg_class c ON c.oid = r WHERE c.relkind NOT IN ('r', 'p'))
+            USING ERRCODE = '0A000', HINT = 'declare the underlying table as the related source, or schedule segments.refresh() instead';
     END IF;
     -- a tracked change looks its accounts up one key at a time: two rows with one key would fight
     IF NOT segments._key_is_unique(g) THEN
@@ -1417,7 +1627,8 @@ DECLARE
     attributes text[];
 BEGIN
     SELECT array_agg(a ORDER BY a) INTO attributes
-    FROM (SELECT DISTINCT unnest(segments._rule_columns(s.rule, g.source)) AS a FROM segments.segment s
+    FROM (SELECT DISTINCT unnest(segments._rule_columns(s.rule, g.source, g.key_column, segments._related_of(g.name))) AS a
+          FROM segments.segment s
           WHERE s.segmentation = g.name AND s.active) x;
     IF attributes IS NULL THEN
         RETURN;  -- rules that read no attribute

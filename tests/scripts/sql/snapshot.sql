@@ -19,3 +19,12 @@ SELECT EXISTS (SELECT 1 FROM segments.segmentation WHERE name = 'size') AS has_f
 SELECT 'series', period_start, segment, accounts, accounts_end, entered, exited, arr_start, arr_end, churn_rate
 FROM segments.health_series('size', '2024-01-01 00:00+00', '2024-04-01 00:00+00') ORDER BY 2, 3;
 \endif
+-- related sources and a behavioral segmentation's answers (where the release has them)
+SELECT to_regclass('segments.related_source') IS NOT NULL AS has_related \gset
+\if :has_related
+SELECT 'related', to_jsonb(r) FROM segments.related_source r ORDER BY r.segmentation, r.name;
+\endif
+SELECT EXISTS (SELECT 1 FROM segments.segmentation WHERE name = 'usage') AS has_usage \gset
+\if :has_usage
+SELECT 'usage answer', a.id, segments.segment_of(a, 'usage') FROM crm.accounts a ORDER BY a.id;
+\endif
