@@ -21,6 +21,7 @@ pub fn raise(e: SegError) -> ! {
     let code = match e.sqlstate() {
         "22023" => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         "42703" => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        "42704" => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         "42804" => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         "2201B" => PgSqlErrorCode::ERRCODE_INVALID_REGULAR_EXPRESSION,
         "22007" => PgSqlErrorCode::ERRCODE_INVALID_DATETIME_FORMAT,
