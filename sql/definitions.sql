@@ -662,6 +662,7 @@ DECLARE
     g segments.segmentation := segments._definition(segmentation);
     attributes text[];
 BEGIN
+    PERFORM segments._source(g);
     SELECT array_agg(a ORDER BY a) INTO attributes
     FROM (SELECT DISTINCT unnest(segments._rule_columns(s.rule, g.source, g.key_column, segments._related_of(g.name))) AS a
           FROM segments.segment s

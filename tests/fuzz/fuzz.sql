@@ -215,7 +215,8 @@ BEGIN
       OFFSET fuzz.pick((SELECT count(*)::int FROM fuzz.ops WHERE kind = c.kind)) LIMIT 1;
     pool := (SELECT fuzz.constants.pool FROM fuzz.constants
              WHERE kind = CASE WHEN o.op = 'matches' THEN 'pattern' WHEN o.arity = 'interval' THEN 'interval'
-                               WHEN c.kind LIKE 'arr\_%' THEN substr(c.kind, 5) ELSE c.kind END);
+                               WHEN c.kind LIKE 'arr\_%' THEN substr(c.kind, 5)
+                               WHEN o.op IN ('contains', 'starts_with', 'ends_with') THEN 'text' ELSE c.kind END);
     cond := jsonb_build_object('attr', c.col, 'op', o.op);
     -- now and then the column against another of its kind
     IF o.arity IN ('one', 'two', 'list') AND o.op IN ('=', '!=', '<', '<=', '>', '>=') AND fuzz.pick(6) = 0
