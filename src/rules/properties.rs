@@ -265,6 +265,8 @@ proptest! {
                 priority: i as i32,
                 rule: r.clone(),
             }).collect(),
+            key_column: None,
+            related: Default::default(),
         };
         if let Ok(rs) = Ruleset::compile(&def, &Schema, 0) {
             let sql = to_sql(&rs);
