@@ -277,6 +277,11 @@ BEGIN
         RETURN OLD;
     END IF;
     SELECT * INTO g FROM segments.segmentation WHERE name = NEW.segmentation;
+    -- refresh and tracking read it as the extension's owner: a view or foreign table would run its code so
+    IF (SELECT relkind FROM pg_class WHERE oid = NEW.relation) NOT IN ('r', 'p', 'm') THEN
+        RAISE EXCEPTION 'related source "%": % is not a table', NEW.name, NEW.relation
+            USING ERRCODE = '0A000', HINT = 'declare a table, partitioned table or materialized view (a view''s code would run as the extension''s owner)';
+    END IF;
     FOREACH col IN ARRAY ARRAY[NEW.key_column, NEW.time_column] LOOP
         CONTINUE WHEN col IS NULL;
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
@@ -540,6 +545,10 @@ COMMENT ON FUNCTION segments._classify_all(record, jsonb) IS
 
 COMMENT ON FUNCTION segments.to_sql(text) IS
     'The segmentation compiled to a plain SQL CASE expression over the source''s columns';
+COMMENT ON FUNCTION segments.to_query(text) IS
+    'The segmentation as one plain SQL query over its source, (key, segments_segment): behavioral conditions read each related table once, grouped by the key';
+COMMENT ON FUNCTION segments._assignment_sql(text, oid) IS
+    'to_query over a relation with the source''s columns (refresh reads a view''s rows from a copy)';
 COMMENT ON FUNCTION segments.validate_rule(jsonb, regclass, text) IS
     'Checks a rule against a relation''s columns; raises the first fault with its JSON path';
 CREATE FUNCTION segments._validate_rule(rule jsonb, source regclass, key_column text, related jsonb, path text)

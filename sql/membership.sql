@@ -79,6 +79,7 @@ DECLARE
     source_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END;
     membership_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END;
     unchanged text;
+    from_relation text := g.source::text;
 BEGIN
     PERFORM segments._source(g);
     PERFORM FROM pg_attribute a
@@ -91,6 +92,13 @@ BEGIN
                      ELSE format('unnest(coalesce(nullif(segments.segments_of(t.*, %L), ''{}''), ARRAY[%L])) AS s(segment)',
                                  g.name, g.default_segment)
                 END;
+    -- Every account of an exclusive segmentation with behavioral conditions: the set-based query, which reads
+    -- each related table once (grouped by the key) instead of looking each account up.
+    IF scope IS NULL AND exclusive AND EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
+                                               AND jsonb_path_exists(s.rule, 'lax $.**.related')) THEN
+        from_relation := format('(%s)', segments._assignment_sql(g.name, g.source));
+        assigned := '(VALUES (t.segments_segment)) AS s(segment)';
+    END IF;
     -- unchanged, without another pass over the join: exclusive, every account (a row of the source) entered,
     -- moved or stayed; overlapping, every open membership left or stayed
     unchanged := CASE WHEN exclusive THEN format('(SELECT count(*) FROM %s t %s) - count(new_segment)', g.source, source_filter)
@@ -138,7 +146,7 @@ BEGIN
                (SELECT count(*) FROM closed) + (SELECT n FROM notified) AS side_effects
         %9$s
         FROM changed
-    $q$, g.name, g.key_column, g.source, assigned, source_filter, membership_filter, at, exclusive, into_clause,
+    $q$, g.name, g.key_column, from_relation, assigned, source_filter, membership_filter, at, exclusive, into_clause,
          CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END, unchanged);
 END $$;
 

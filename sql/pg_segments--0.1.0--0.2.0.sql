@@ -139,6 +139,14 @@ CREATE TRIGGER log_truncate AFTER TRUNCATE ON segments.related_source
     FOR EACH STATEMENT EXECUTE FUNCTION segments._log_change();
 CREATE TRIGGER invalidate_rulesets AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.related_source
     FOR EACH STATEMENT EXECUTE FUNCTION segments._invalidate_rulesets();
+CREATE FUNCTION segments.to_query(segmentation text DEFAULT NULL) RETURNS text STABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'to_query_wrapper';
+COMMENT ON FUNCTION segments.to_query(text) IS
+    'The segmentation as one plain SQL query over its source, (key, segments_segment): behavioral conditions read each related table once, grouped by the key';
+CREATE FUNCTION segments._assignment_sql(segmentation text, source oid) RETURNS text STRICT STABLE PARALLEL SAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'assignment_sql_wrapper';
+COMMENT ON FUNCTION segments._assignment_sql(text, oid) IS
+    'to_query over a relation with the source''s columns (refresh reads a view''s rows from a copy)';
 CREATE FUNCTION segments._validate_rule(rule jsonb, source regclass, key_column text, related jsonb, path text)
     RETURNS boolean STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'validate_segment_rule_wrapper';
 COMMENT ON FUNCTION segments._validate_rule(jsonb, regclass, text, jsonb, text) IS
@@ -187,6 +195,11 @@ BEGIN
         RETURN OLD;
     END IF;
     SELECT * INTO g FROM segments.segmentation WHERE name = NEW.segmentation;
+    -- refresh and tracking read it as the extension's owner: a view or foreign table would run its code so
+    IF (SELECT relkind FROM pg_class WHERE oid = NEW.relation) NOT IN ('r', 'p', 'm') THEN
+        RAISE EXCEPTION 'related source "%": % is not a table', NEW.name, NEW.relation
+            USING ERRCODE = '0A000', HINT = 'declare a table, partitioned table or materialized view (a view''s code would run as the extension''s owner)';
+    END IF;
     FOREACH col IN ARRAY ARRAY[NEW.key_column, NEW.time_column] LOOP
         CONTINUE WHEN col IS NULL;
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
@@ -650,6 +663,7 @@ DECLARE
     source_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('WHERE t.%I IN (%s)', g.key_column, format(scope, '')) END;
     membership_filter text := CASE WHEN scope IS NULL THEN '' ELSE format('AND m.account_key IN (%s)', format(scope, '::text')) END;
     unchanged text;
+    from_relation text := g.source::text;
 BEGIN
     PERFORM segments._source(g);
     PERFORM FROM pg_attribute a
@@ -662,6 +676,13 @@ BEGIN
                      ELSE format('unnest(coalesce(nullif(segments.segments_of(t.*, %L), ''{}''), ARRAY[%L])) AS s(segment)',
                                  g.name, g.default_segment)
                 END;
+    -- Every account of an exclusive segmentation with behavioral conditions: the set-based query, which reads
+    -- each related table once (grouped by the key) instead of looking each account up.
+    IF scope IS NULL AND exclusive AND EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
+                                               AND jsonb_path_exists(s.rule, 'lax $.**.related')) THEN
+        from_relation := format('(%s)', segments._assignment_sql(g.name, g.source));
+        assigned := '(VALUES (t.segments_segment)) AS s(segment)';
+    END IF;
     -- unchanged, without another pass over the join: exclusive, every account (a row of the source) entered,
     -- moved or stayed; overlapping, every open membership left or stayed
     unchanged := CASE WHEN exclusive THEN format('(SELECT count(*) FROM %s t %s) - count(new_segment)', g.source, source_filter)
@@ -709,7 +730,7 @@ BEGIN
                (SELECT count(*) FROM closed) + (SELECT n FROM notified) AS side_effects
         %9$s
         FROM changed
-    $q$, g.name, g.key_column, g.source, assigned, source_filter, membership_filter, at, exclusive, into_clause,
+    $q$, g.name, g.key_column, from_relation, assigned, source_filter, membership_filter, at, exclusive, into_clause,
          CASE WHEN exclusive THEN '' ELSE 'AND o.segment = n.segment' END, unchanged);
 END $$;
 

@@ -43,6 +43,8 @@ extension_sql_file!(
     name = "definitions",
     requires = [
         api::classify::to_sql,
+        api::classify::to_query,
+        api::classify::assignment_sql,
         api::classify::definitions_changed,
         api::security::acting_role
     ]

@@ -303,6 +303,39 @@ fn to_sql(segmentation: default!(Option<&str>, "NULL")) -> String {
     ruleset_sql(&super::related::compile_ruleset(&def, &columns, now))
 }
 
+/// The segmentation as one query over its source: `SELECT key, segment` with each behavioral condition's
+/// aggregate computed for all accounts at once and joined (see `rules::sql::to_query`).
+#[pg_extern(stable, parallel_safe)]
+fn to_query(segmentation: default!(Option<&str>, "NULL")) -> String {
+    let def = RulesetDef::from_json(&load_ruleset_json(segmentation)).or_raise();
+    assignment_query(&def, source_of(&def.segmentation))
+}
+
+/// `to_query` over another relation with the source's columns (refresh reads a view's rows from a copy).
+#[pg_extern(stable, parallel_safe, name = "_assignment_sql")]
+fn assignment_sql(segmentation: &str, source: pg_sys::Oid) -> String {
+    let def = RulesetDef::from_json(&load_ruleset_json(Some(segmentation))).or_raise();
+    assignment_query(&def, source)
+}
+
+fn assignment_query(def: &RulesetDef, source: pg_sys::Oid) -> String {
+    let columns =
+        TupleColumns::of_relation(source, &format!("segmentation \"{}\"", def.segmentation));
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let ruleset = super::related::compile_ruleset(def, &columns, now);
+    let name = read_first(
+        c"SELECT $1::pg_catalog.oid::pg_catalog.regclass::pg_catalog.text",
+        &[Some(&source.to_u32().to_string())],
+        |d| d.map(|d| unsafe { String::from_utf8_lossy(varlena_bytes(d)).into_owned() }),
+    )
+    .unwrap_or_default();
+    crate::rules::sql::to_query(
+        &ruleset,
+        &name,
+        def.key_column.as_deref().unwrap_or_default(),
+    )
+}
+
 fn source_of(segmentation: &str) -> pg_sys::Oid {
     read_first(
         c"SELECT source::oid FROM segments.segmentation WHERE name = $1",

@@ -12,7 +12,7 @@
 use super::ast::{Op, Rule};
 use super::compile::{compile as compile_rule, Cell, Check, Columns, Expr, Row, Scalar};
 use super::number::Number;
-use super::sql::{catalog_op, expr_sql, ordering_sql};
+use super::sql::{catalog_op, expr_sql_in, ordering_sql, Form};
 use crate::error::{Result, SegError};
 use serde_json::{json, Map, Value};
 
@@ -188,14 +188,14 @@ impl PointsTest {
                "value": self.rule.value, "pass": self.eval(row)})
     }
 
-    pub fn sql(&self) -> String {
+    pub fn sql(&self, form: Form) -> String {
         let terms: Vec<String> = self
             .parts
             .iter()
             .map(|(e, p)| {
                 format!(
                     "(CASE WHEN {} THEN {p} ELSE 0::pg_catalog.int8 END)",
-                    expr_sql(e)
+                    expr_sql_in(e, form)
                 )
             })
             .collect();

@@ -13,7 +13,7 @@
 
 use super::ast::{Cond, Rule};
 use super::compile::{compile as compile_rule, ColumnType, Columns, Expr, Row, Test};
-use super::sql::{catalog_op, expr_sql, quote_ident, test_sql_on, time_literal};
+use super::sql::{catalog_op, expr_sql, quote_ident, test_sql_on, time_literal, Form};
 use super::time::{format_timestamp, minus_interval, parse_interval, parse_timestamp};
 use crate::error::{Result, SegError};
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,8 @@ pub struct RelatedTest {
     pub lookup: Lookup,
     /// the correlated subquery `to_sql` writes (the outer row's key column in place of $1)
     correlated: String,
+    /// the aggregate of every account at once, `(segments_key, segments_value)`, for `to_query`
+    grouped: String,
     test: Test,
 }
 
@@ -380,6 +382,7 @@ pub fn compile(rule: &RelatedRule, columns: &dyn Columns, now: i64) -> Result<Re
             window: window.clone(),
         },
         correlated: query.sql(&Bind::Outer(key_name)),
+        grouped: query.grouped(),
         test,
     })
 }
@@ -400,23 +403,12 @@ struct Query<'a> {
 }
 
 impl Query<'_> {
-    fn sql(&self, bind: &Bind) -> String {
+    /// The rows of the account (or, `grouped`, of every account) the aggregate reads: the window, the
+    /// where rule, and for the ordered aggregates a time.
+    fn conditions(&self, window: Option<(String, String)>) -> Vec<String> {
         let r = |c: &str| format!("segments_related.{}", quote_ident(c));
-        let (key, from, to) = match (bind, self.window) {
-            (Bind::Params, _) => ("$1".to_string(), "$2".to_string(), "$3".to_string()),
-            (Bind::Outer(_), Some((from, to, ty))) => (
-                "segments_key.account_key".to_string(),
-                time_literal(*from, ty),
-                time_literal(*to, ty),
-            ),
-            (Bind::Outer(_), None) => (
-                "segments_key.account_key".to_string(),
-                String::new(),
-                String::new(),
-            ),
-        };
-        let mut conds = vec![format!("{} {} {key}", r(&self.decl.key), catalog_op("="))];
-        if let (Some(t), Some(_)) = (self.time, self.window) {
+        let mut conds = vec![];
+        if let (Some(t), Some((from, to))) = (self.time, window) {
             conds.push(format!("{} {} {from}", r(t), catalog_op(">=")));
             conds.push(format!("{} {} {to}", r(t), catalog_op("<=")));
         }
@@ -424,10 +416,109 @@ impl Query<'_> {
             // the where rule's columns are the related relation's, the only relation in scope
             conds.push(expr_sql(f));
         }
-        let ordered = self.rule.last.is_some() || matches!(self.rule.agg, Agg::Last | Agg::First);
-        if ordered {
+        if self.ordered() {
             conds.push(format!("{} IS NOT NULL", r(self.time.unwrap_or_default())));
         }
+        conds
+    }
+
+    fn ordered(&self) -> bool {
+        self.rule.last.is_some() || matches!(self.rule.agg, Agg::Last | Agg::First)
+    }
+
+    /// `ORDER BY` of the ordered aggregates: by time, ties broken by the value itself, so the rows taken
+    /// give one answer (without a value, as for a count of the last rows, any of the tied rows do).
+    fn order(&self, x: &str) -> (String, u32) {
+        let dir = if self.rule.agg == Agg::First {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        let tie_break = match &self.rule.attr {
+            Some(_) => format!(", {x} {dir} NULLS LAST"),
+            None => String::new(),
+        };
+        let limit = match self.rule.agg {
+            Agg::Last | Agg::First => 1,
+            _ => self.rule.last.unwrap_or(1),
+        };
+        (
+            format!(
+                "segments_related.{} {dir}{tie_break}",
+                quote_ident(self.time.unwrap_or_default())
+            ),
+            limit,
+        )
+    }
+
+    fn agg_of(&self, x: &str) -> String {
+        match self.rule.agg {
+            Agg::Count if self.rule.attr.is_some() => format!("pg_catalog.count({x})"),
+            Agg::Count => "pg_catalog.count(*)".into(),
+            Agg::Sum => format!("pg_catalog.sum({x})"),
+            Agg::Avg => format!("pg_catalog.avg({x})"),
+            Agg::Min => format!("pg_catalog.min({x})"),
+            Agg::Max => format!("pg_catalog.max({x})"),
+            // one row per account is left: its value
+            Agg::Last | Agg::First => format!("(pg_catalog.array_agg({x}))[1]"),
+        }
+    }
+
+    fn value(&self) -> String {
+        match &self.rule.attr {
+            Some(a) => format!("segments_related.{}", quote_ident(a)),
+            None => "NULL".into(),
+        }
+    }
+
+    /// Every account's aggregate at once: `SELECT segments_key, segments_value ... GROUP BY 1`.
+    fn grouped(&self) -> String {
+        let window = self
+            .window
+            .map(|(from, to, ty)| (time_literal(*from, ty), time_literal(*to, ty)));
+        let conds = self.conditions(window);
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let key = format!("segments_related.{}", quote_ident(&self.decl.key));
+        let x = self.value();
+        let rel = &self.decl.relation;
+        if !self.ordered() {
+            return format!(
+                "SELECT {key} AS segments_key, {} AS segments_value FROM {rel} AS segments_related{filter} GROUP BY 1",
+                self.agg_of(&x)
+            );
+        }
+        let (order, limit) = self.order(&x);
+        format!(
+            "SELECT segments_rows.k AS segments_key, {} AS segments_value FROM (SELECT {key} AS k, {x} AS x, \
+             pg_catalog.row_number() OVER (PARTITION BY {key} ORDER BY {order}) AS n FROM {rel} AS segments_related{filter}) AS segments_rows \
+             WHERE segments_rows.n {} {limit} GROUP BY 1",
+            self.agg_of("segments_rows.x"),
+            catalog_op("<=")
+        )
+    }
+
+    fn sql(&self, bind: &Bind) -> String {
+        let (key, window) = match (bind, self.window) {
+            (Bind::Params, Some(_)) => {
+                ("$1".to_string(), Some(("$2".to_string(), "$3".to_string())))
+            }
+            (Bind::Params, None) => ("$1".to_string(), None),
+            (Bind::Outer(_), Some((from, to, ty))) => (
+                "segments_key.account_key".to_string(),
+                Some((time_literal(*from, ty), time_literal(*to, ty))),
+            ),
+            (Bind::Outer(_), None) => ("segments_key.account_key".to_string(), None),
+        };
+        let mut conds = vec![format!(
+            "segments_related.{} {} {key}",
+            quote_ident(&self.decl.key),
+            catalog_op("=")
+        )];
+        conds.extend(self.conditions(window));
         // the outer row's key is read in a FROM-less subquery: there no column of the related relation can
         // shadow it, whatever the two relations' column names
         let from_clause = match bind {
@@ -438,42 +529,15 @@ impl Query<'_> {
                 self.decl.relation
             ),
         };
-        let x = match &self.rule.attr {
-            Some(a) => r(a),
-            None => "NULL".into(),
-        };
+        let x = self.value();
         let rows = format!("FROM {from_clause} WHERE {}", conds.join(" AND "));
-        let agg_of = |x: &str| match self.rule.agg {
-            Agg::Count if self.rule.attr.is_some() => format!("pg_catalog.count({x})"),
-            Agg::Count => "pg_catalog.count(*)".into(),
-            Agg::Sum => format!("pg_catalog.sum({x})"),
-            Agg::Avg => format!("pg_catalog.avg({x})"),
-            Agg::Min => format!("pg_catalog.min({x})"),
-            Agg::Max => format!("pg_catalog.max({x})"),
-            Agg::Last | Agg::First => x.to_string(),
-        };
-        if !ordered {
-            return format!("(SELECT {} {rows})", agg_of(&x));
+        if !self.ordered() {
+            return format!("(SELECT {} {rows})", self.agg_of(&x));
         }
-        let dir = if self.rule.agg == Agg::First {
-            "ASC"
-        } else {
-            "DESC"
-        };
-        let limit = match self.rule.agg {
-            Agg::Last | Agg::First => 1,
-            _ => self.rule.last.unwrap_or(1),
-        };
-        // ties on time are broken by the value itself, so the rows taken give one answer (without a value,
-        // as for a count of the last rows, any of the tied rows give the same answer)
-        let tie_break = match &self.rule.attr {
-            Some(_) => format!(", {x} {dir} NULLS LAST"),
-            None => String::new(),
-        };
+        let (order, limit) = self.order(&x);
         format!(
-            "(SELECT {} FROM (SELECT {x} AS x {rows} ORDER BY {} {dir}{tie_break} LIMIT {limit}) AS segments_rows)",
-            agg_of("segments_rows.x"),
-            r(self.time.unwrap_or_default())
+            "(SELECT {} FROM (SELECT {x} AS x {rows} ORDER BY {order} LIMIT {limit}) AS segments_rows)",
+            self.agg_of("segments_rows.x")
         )
     }
 }
@@ -507,7 +571,25 @@ impl RelatedTest {
         node
     }
 
-    pub fn sql(&self) -> String {
-        test_sql_on(&self.test, self.correlated.clone())
+    pub fn sql(&self, form: Form) -> String {
+        let value = match form {
+            Form::Expression => self.correlated.clone(),
+            Form::Joined(all) => {
+                let i = all
+                    .iter()
+                    .position(|r| std::ptr::eq(*r, self))
+                    .unwrap_or_default();
+                // an account without rows has no joined row: its count is 0, every other aggregate NULL
+                match self.rule.agg {
+                    Agg::Count => format!("COALESCE(segments_agg_{i}.segments_value, 0)"),
+                    _ => format!("segments_agg_{i}.segments_value"),
+                }
+            }
+        };
+        test_sql_on(&self.test, value)
+    }
+
+    pub fn grouped_sql(&self) -> &str {
+        &self.grouped
     }
 }

@@ -3,6 +3,7 @@
 
 use super::ast::Op;
 use super::compile::{Check, ColumnType, Expr, NearestTest, Scalar, Target, Test};
+use super::related::RelatedTest;
 use super::ruleset::{Mode, Ruleset};
 use super::time::{format_timestamp, TIMESTAMP_RANGE};
 
@@ -354,33 +355,47 @@ fn nearest_sql(n: &NearestTest) -> String {
     format!("COALESCE({}, false)", parts.join(" AND "))
 }
 
+/// How behavioral conditions are written: as correlated subqueries (an expression over the row) or as
+/// columns of aggregates joined to the source (`to_query`).
+#[derive(Clone, Copy)]
+pub enum Form<'a> {
+    Expression,
+    Joined(&'a [&'a RelatedTest]),
+}
+
 pub fn expr_sql(e: &Expr) -> String {
+    expr_sql_in(e, Form::Expression)
+}
+
+pub fn expr_sql_in(e: &Expr, form: Form) -> String {
+    let each = |es: &[Expr], joiner: &str| {
+        let parts: Vec<String> = es.iter().map(|e| expr_sql_in(e, form)).collect();
+        format!("({})", parts.join(joiner))
+    };
     match e {
         Expr::True => "true".into(),
         Expr::All(es) if es.is_empty() => "true".into(),
         Expr::Any(es) if es.is_empty() => "false".into(),
-        Expr::All(es) => format!(
-            "({})",
-            es.iter().map(expr_sql).collect::<Vec<_>>().join(" AND ")
-        ),
-        Expr::Any(es) => format!(
-            "({})",
-            es.iter().map(expr_sql).collect::<Vec<_>>().join(" OR ")
-        ),
-        Expr::Not(e) => format!("(NOT {})", expr_sql(e)),
+        Expr::All(es) => each(es, " AND "),
+        Expr::Any(es) => each(es, " OR "),
+        Expr::Not(e) => format!("(NOT {})", expr_sql_in(e, form)),
         Expr::Test(t) => test_sql(t),
         Expr::Nearest(n) => nearest_sql(n),
         Expr::Score(s) => s.sql(),
-        Expr::Points(p) => p.sql(),
-        Expr::Related(r) => r.sql(),
+        Expr::Points(p) => p.sql(form),
+        Expr::Related(r) => r.sql(form),
     }
 }
 
 /// The segmentation as `CASE ... END`, answering what `segment_of` answers.
 pub fn to_sql(rs: &Ruleset) -> String {
+    to_sql_in(rs, Form::Expression)
+}
+
+fn to_sql_in(rs: &Ruleset, form: Form) -> String {
     let default = quote_literal(&rs.default_segment);
     match rs.mode {
-        Mode::Exclusive => level_sql(rs, &rs.roots, &default),
+        Mode::Exclusive => level_sql(rs, &rs.roots, &default, form),
         Mode::Overlapping => {
             // first match in priority order, where a match needs the segment's ancestors to match too
             let whens: Vec<String> = (0..rs.segments.len())
@@ -388,7 +403,7 @@ pub fn to_sql(rs: &Ruleset) -> String {
                     let mut conds = vec![];
                     let mut at = Some(i);
                     while let Some(j) = at {
-                        conds.push(expr_sql(&rs.segments[j].expr));
+                        conds.push(expr_sql_in(&rs.segments[j].expr, form));
                         at = rs.segments[j].parent;
                     }
                     conds.reverse();
@@ -407,7 +422,7 @@ pub fn to_sql(rs: &Ruleset) -> String {
     }
 }
 
-fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str) -> String {
+fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str, form: Form) -> String {
     if level.is_empty() {
         return otherwise.to_string();
     }
@@ -418,12 +433,47 @@ fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str) -> String {
             let me = quote_literal(&s.name);
             format!(
                 "WHEN {} THEN {}",
-                expr_sql(&s.expr),
-                level_sql(rs, &s.children, &me)
+                expr_sql_in(&s.expr, form),
+                level_sql(rs, &s.children, &me, form)
             )
         })
         .collect();
     format!("CASE {} ELSE {otherwise} END", whens.join(" "))
+}
+
+/// The segmentation as one query over its source, `SELECT key, segment`: each behavioral condition's
+/// aggregate computed for every account at once (one pass over the related table, grouped by the key) and
+/// joined to the accounts — the plan a hand-written `LEFT JOIN` of `GROUP BY` aggregates gets. The segment
+/// column is `segments_segment`; it answers what `segment_of` answers.
+pub fn to_query(rs: &Ruleset, source: &str, key: &str) -> String {
+    let mut related = vec![];
+    for s in &rs.segments {
+        collect_related(&s.expr, &mut related);
+    }
+    let case = to_sql_in(rs, Form::Joined(&related));
+    let key = quote_ident(key);
+    let joins: String = related
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                " LEFT JOIN ({}) AS segments_agg_{i} ON segments_agg_{i}.segments_key {} segments_source.{key}",
+                r.grouped_sql(),
+                catalog_op("=")
+            )
+        })
+        .collect();
+    format!("SELECT segments_source.{key}, {case} AS segments_segment FROM {source} AS segments_source{joins}")
+}
+
+fn collect_related<'a>(e: &'a Expr, out: &mut Vec<&'a RelatedTest>) {
+    match e {
+        Expr::All(es) | Expr::Any(es) => es.iter().for_each(|e| collect_related(e, out)),
+        Expr::Not(e) => collect_related(e, out),
+        Expr::Points(p) => p.parts().for_each(|e| collect_related(e, out)),
+        Expr::Related(r) => out.push(r),
+        Expr::True | Expr::Test(_) | Expr::Nearest(_) | Expr::Score(_) => {}
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 -- The SQL fuzzer and differential tester, loaded into a test database (tests/load_fixtures.sh; bin/fuzz).
 --
 --   fuzz.differential(rulesets, seed): random segmentations (random rule trees over every column type of
---     fuzz.t, whose rows hold NULLs and edge values, and scores of a model fitted on them) must give the same
---     answer from segment_of, classify,
---     the to_sql expression and refresh on every row; segments_of and refresh's tags for overlapping ones.
+--     fuzz.t, whose rows hold NULLs and edge values, behavioral conditions over fuzz.ev, and scores of a model
+--     fitted on them) must give the same answer from segment_of, classify, the to_sql expression, the to_query
+--     query and refresh on every row; segments_of and refresh's tags for overlapping ones.
 --   fuzz.mutations(probes, seed): random and mutated rule documents must be accepted or refused with a
 --     fitting SQLSTATE: never XX000, never a panic or a backtrace in the message.
 --
@@ -408,18 +408,19 @@ BEGIN
             sqlcase := segments.to_sql(seg);
             -- refresh keeps an exclusive account's segment, or an overlapping one's tags (the default when none)
             EXECUTE format($q$
-                SELECT count(*) FILTER (WHERE a IS DISTINCT FROM b OR a IS DISTINCT FROM c
+                SELECT count(*) FILTER (WHERE a IS DISTINCT FROM b OR a IS DISTINCT FROM c OR a IS DISTINCT FROM d
                                         OR (%3$L = 'exclusive' AND mtags IS DISTINCT FROM ARRAY[a])
                                         OR (%3$L = 'overlapping' AND COALESCE(NULLIF(tags, '{}'), ARRAY[a]) IS DISTINCT FROM mtags))
                 FROM (SELECT segments.segment_of(t, %1$L) AS a,
                              segments.classify(t, segments.ruleset(%1$L)) AS b,
                              %2$s AS c,
                              ARRAY(SELECT x FROM unnest(segments.segments_of(t, %1$L)) x ORDER BY x COLLATE "C") AS tags,
-                             m.member_of AS mtags
+                             m.member_of AS mtags, q.segments_segment AS d
                       FROM fuzz.t t
+                      LEFT JOIN (SELECT x.id AS query_id, x.segments_segment FROM (%4$s) x) q ON q.query_id = t.id
                       LEFT JOIN (SELECT account_key, array_agg(segment ORDER BY segment) AS member_of FROM segments.membership
                                  WHERE segmentation = %1$L AND upper_inf(valid) GROUP BY 1) m ON m.account_key = t.id::text) s$q$,
-                seg, sqlcase, mode)
+                seg, sqlcase, mode, segments.to_query(seg))
             INTO bad;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS refused_state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;

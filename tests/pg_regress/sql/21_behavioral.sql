@@ -88,6 +88,15 @@ BEGIN
                    segments.to_sql('health')) INTO bad;
     RAISE NOTICE 'to_sql disagrees with the hand-written SQL on % accounts', bad;
 END $$;
+-- to_query: the same assignment as one query that reads each related table once, grouped by the key (refresh
+-- runs it for a segmentation with behavioral conditions)
+DO $$
+DECLARE bad bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM (%s) q JOIN beh.by_hand h USING (id) WHERE q.segments_segment IS DISTINCT FROM h.segment',
+                   segments.to_query('health')) INTO bad;
+    RAISE NOTICE 'to_query disagrees with the hand-written SQL on % accounts', bad;
+END $$;
 SELECT segment, accounts, matching, shadowed FROM segments.coverage('health') ORDER BY segment;
 
 -- explain shows each aggregate, the window it covered and the rows it took
@@ -118,6 +127,8 @@ SELECT * FROM error_of($$UPDATE segments.related_source SET name = 'answers' WHE
 SELECT * FROM error_of($$INSERT INTO segments.related_source (segmentation, name, relation, key_column) VALUES ('health', 'x', 'beh.events', 'nope')$$);
 SELECT * FROM error_of($$INSERT INTO segments.related_source (segmentation, name, relation, key_column, time_column) VALUES ('health', 'x', 'beh.events', 'account_id', 'type')$$);
 SELECT * FROM error_of($$INSERT INTO segments.related_source (segmentation, name, relation, key_column) VALUES ('health', 'x', 'beh.events', 'type')$$);
+CREATE VIEW beh.recent_events AS SELECT * FROM beh.events WHERE at > '2025-01-01';
+SELECT * FROM error_of($$INSERT INTO segments.related_source (segmentation, name, relation, key_column) VALUES ('health', 'x', 'beh.recent_events', 'account_id')$$);
 INSERT INTO segments.related_source (segmentation, name, relation, key_column) VALUES ('health', 'untimed', 'beh.tickets', 'account_id');
 
 -- save-time errors with the JSON path and the valid choices

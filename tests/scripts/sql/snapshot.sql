@@ -22,7 +22,10 @@ FROM segments.health_series('size', '2024-01-01 00:00+00', '2024-04-01 00:00+00'
 -- related sources and a behavioral segmentation's answers (where the release has them)
 SELECT to_regclass('segments.related_source') IS NOT NULL AS has_related \gset
 \if :has_related
+SELECT count(*) > 0 AS any_related FROM segments.related_source \gset
+\if :any_related
 SELECT 'related', to_jsonb(r) FROM segments.related_source r ORDER BY r.segmentation, r.name;
+\endif
 \endif
 SELECT EXISTS (SELECT 1 FROM segments.segmentation WHERE name = 'usage') AS has_usage \gset
 \if :has_usage
