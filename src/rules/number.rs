@@ -351,6 +351,50 @@ mod tests {
     }
 
     #[test]
+    fn numerics_compare_with_numerics_and_integers_exactly() {
+        fn fin(negative: bool, weight: i32, digits: &[u8]) -> Numeric<'_> {
+            Numeric::Finite {
+                negative,
+                weight,
+                digits,
+            }
+        }
+        // 9007199254740993 = [90, 719, 9254, 7409, 93]·10000^k; one more than 2^53, which a double cannot hold
+        let big = bytes(&[90, 719, 9254, 7409, 9300]);
+        let a = fin(false, 3, &big[..8]); // 90 0719 9254 7409 (leading groups only)
+        let b = fin(false, 4, &big);
+        assert_eq!(cmp_numerics(&a, &b), Ordering::Less);
+        let mut buf = [0; 10];
+        assert_eq!(
+            cmp_numerics(&int_numeric(900_719_925_474_093, &mut buf), &b),
+            Ordering::Less
+        );
+        let mut buf = [0; 10];
+        let minus = int_numeric(-5, &mut buf);
+        let five = bytes(&[5]);
+        assert_eq!(cmp_numerics(&minus, &fin(false, 0, &five)), Ordering::Less);
+        assert_eq!(cmp_numerics(&fin(true, 0, &five), &minus), Ordering::Equal);
+        // zero with or without digits; NaN above infinity above every number, equal to itself
+        let zero = bytes(&[0]);
+        let mut buf = [0; 10];
+        assert_eq!(
+            cmp_numerics(&fin(true, 0, &zero), &int_numeric(0, &mut buf)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            cmp_numerics(&Numeric::NaN, &Numeric::Infinity),
+            Ordering::Greater
+        );
+        assert_eq!(cmp_numerics(&Numeric::NaN, &Numeric::NaN), Ordering::Equal);
+        assert_eq!(cmp_numerics(&Numeric::NegInfinity, &minus), Ordering::Less);
+        let mut buf = [0; 10];
+        assert_eq!(
+            cmp_numerics(&int_numeric(i64::MIN, &mut buf), &Numeric::NegInfinity),
+            Ordering::Greater
+        );
+    }
+
+    #[test]
     fn literals_are_exact() {
         assert_eq!(Number::new(0.1, None).literal(), "0.1");
         // 2^60's shortest form is 1.152921504606847e18: the rule means that number, in every evaluator
