@@ -118,8 +118,9 @@ END $$;
 CREATE FUNCTION fuzz.one_of(a jsonb) RETURNS jsonb LANGUAGE sql AS
 $$ SELECT a -> fuzz.pick(jsonb_array_length(a)) $$;
 
--- The rows: 240 accounts, each column NULL one time in five, else one of its edge values.
-CREATE FUNCTION fuzz.fill(seed bigint, n integer DEFAULT 240) RETURNS void LANGUAGE plpgsql AS $$
+-- The rows: 240 accounts (n), each column NULL one time in five, else one of its edge values; 3 events per
+-- account on average (events_per_account), half the accounts without any.
+CREATE FUNCTION fuzz.fill(seed bigint, n integer DEFAULT 240, events_per_account integer DEFAULT 3) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     r record;
     row jsonb;
@@ -128,7 +129,7 @@ BEGIN
     PERFORM fuzz.seed(seed);
     TRUNCATE fuzz.t;
     TRUNCATE fuzz.ev;
-    FOR i IN 1..n * 3 LOOP
+    FOR i IN 1..n * events_per_account LOOP
         INSERT INTO fuzz.ev (account_id, type, at, amount, flag)
         VALUES (CASE WHEN fuzz.pick(20) = 0 THEN NULL WHEN fuzz.pick(20) = 0 THEN n + 1 ELSE 1 + fuzz.pick(n / 2) END,
                 CASE WHEN fuzz.pick(8) = 0 THEN NULL ELSE (fuzz.one_of('["login", "export", "Login", "view", ""]') #>> '{}') END,
