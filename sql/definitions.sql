@@ -212,6 +212,17 @@ BEGIN
     END IF;
     SELECT g.source, g.key_column, segments._related_of(g.name) INTO src, key, related
     FROM segments.segmentation g WHERE g.name = NEW.segmentation;
+    -- segment references must not lead back to this segmentation (through any number of others)
+    IF EXISTS (WITH RECURSIVE reach(name) AS (
+                   SELECT r #>> '{}' FROM jsonb_path_query(NEW.rule, 'lax $.**.of') r
+                   UNION
+                   SELECT r #>> '{}' FROM reach, segments.segment s, jsonb_path_query(s.rule, 'lax $.**.of') r
+                   WHERE s.segmentation = reach.name)
+               SELECT 1 FROM reach WHERE reach.name = NEW.segmentation) THEN
+        RAISE EXCEPTION 'invalid rule: the segment references of "%" lead back to its own segmentation "%"', NEW.name, NEW.segmentation
+            USING ERRCODE = '22023', DETAIL = format('JSON path: segment "%s" rule, an "of" leads back to "%s"', NEW.name, NEW.segmentation),
+                  HINT = 'segment references must not form a cycle; within a segmentation, use a child segment instead';
+    END IF;
     IF src IS NOT NULL THEN
         PERFORM segments._validate_rule(NEW.rule, src, key, related, format('segment "%s" rule', NEW.name));
         PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src, key, related),
@@ -233,6 +244,70 @@ END $$;
 
 CREATE TRIGGER check_segment BEFORE INSERT OR UPDATE ON segments.segment
     FOR EACH ROW EXECUTE FUNCTION segments._check_segment();
+
+-- Segments of other segmentations whose rules refer to segment "name" of "segmentation" or to a segment
+-- below it (its subtree), as segmentation.segment.
+CREATE FUNCTION segments._referrers_of(segmentation text, name text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE subtree(name) AS (
+        SELECT _referrers_of.name
+        UNION SELECT c.name FROM segments.segment c JOIN subtree p ON c.parent = p.name
+        WHERE c.segmentation = _referrers_of.segmentation)
+    SELECT array_agg(DISTINCT format('%s.%s', s.segmentation, s.name))
+    FROM segments.segment s, subtree t
+    WHERE s.segmentation <> _referrers_of.segmentation
+      AND jsonb_path_exists(s.rule, 'lax $.** ? (@.of == $g && @.in_segment == $n)',
+                            jsonb_build_object('g', _referrers_of.segmentation, 'n', t.name))
+$$;
+
+-- A segment that other segments' rules refer to is not deleted or deactivated from under them (nor is
+-- its segmentation deleted); renames are carried to the referring rules.
+CREATE FUNCTION segments._check_referenced() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    referrers text[];
+BEGIN
+    -- a rename of the whole segmentation reaches its segments as an update of their segmentation column:
+    -- the referring rules follow it (_carry_renames)
+    IF segments._restoring() OR (TG_OP = 'UPDATE' AND (NOT OLD.active OR NEW.active)
+                                 AND (NEW.segmentation IS NOT DISTINCT FROM OLD.segmentation
+                                      OR NOT EXISTS (SELECT 1 FROM segments.segmentation g WHERE g.name = OLD.segmentation))) THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    referrers := segments._referrers_of(OLD.segmentation, OLD.name);
+    IF referrers IS NOT NULL THEN
+        RAISE EXCEPTION 'segment "%" of segmentation "%" is referred to by %', OLD.name, OLD.segmentation,
+                        array_to_string(referrers, ', ')
+            USING ERRCODE = '2BP01', DETAIL = format('%s would leave those rules referring to a segment that is not there',
+                                                     CASE TG_OP WHEN 'DELETE' THEN 'deleting it' ELSE 'deactivating or moving it' END),
+                  HINT = 'change or delete the referring segments'' rules first';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER check_referenced BEFORE UPDATE OR DELETE ON segments.segment
+    FOR EACH ROW EXECUTE FUNCTION segments._check_referenced();
+
+CREATE FUNCTION segments._carry_renames() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF segments._restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'segment' THEN
+        UPDATE segments.segment s SET rule = segments._renamed_references(s.rule, NEW.segmentation, OLD.name, NEW.name, NULL)
+        WHERE s.segmentation <> NEW.segmentation
+          AND jsonb_path_exists(s.rule, 'lax $.** ? (@.of == $g && @.in_segment == $n)',
+                                jsonb_build_object('g', NEW.segmentation, 'n', OLD.name));
+    ELSE
+        UPDATE segments.segment s SET rule = segments._renamed_references(s.rule, OLD.name, NULL, NULL, NEW.name)
+        WHERE jsonb_path_exists(s.rule, 'lax $.** ? (@.of == $g)', jsonb_build_object('g', OLD.name));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rename_references AFTER UPDATE OF name ON segments.segment
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name) EXECUTE FUNCTION segments._carry_renames();
+CREATE TRIGGER rename_references AFTER UPDATE OF name ON segments.segmentation
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name) EXECUTE FUNCTION segments._carry_renames();
 
 -- A segmentation's related sources as the ruleset carries them: name -> relation (qualified), key, time.
 CREATE FUNCTION segments._related_of(segmentation text) RETURNS jsonb

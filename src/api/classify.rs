@@ -447,3 +447,54 @@ fn rule_columns(
         .map(|i| columns.name(i).to_string())
         .collect()
 }
+
+/// A rule with its references to a renamed segment (or segmentation) renamed: every
+/// `{"in_segment": old_segment, "of": segmentation}` gets `new_segment`; with `new_segmentation`, every
+/// `"of": segmentation` becomes it. The rest of the rule is kept as it is.
+#[pg_extern(immutable, parallel_safe, name = "_renamed_references")]
+fn renamed_references(
+    rule: JsonB,
+    segmentation: &str,
+    old_segment: Option<&str>,
+    new_segment: Option<&str>,
+    new_segmentation: Option<&str>,
+) -> JsonB {
+    fn walk(
+        v: &mut serde_json::Value,
+        of: &str,
+        old: Option<&str>,
+        new: Option<&str>,
+        new_of: Option<&str>,
+    ) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let is_reference = map.contains_key("in_segment")
+                    && map.get("of").and_then(|o| o.as_str()) == Some(of);
+                if is_reference {
+                    if let (Some(old), Some(new)) = (old, new) {
+                        if map.get("in_segment").and_then(|s| s.as_str()) == Some(old) {
+                            map.insert("in_segment".into(), new.into());
+                        }
+                    }
+                    if let Some(new_of) = new_of {
+                        map.insert("of".into(), new_of.into());
+                    }
+                }
+                map.values_mut().for_each(|x| walk(x, of, old, new, new_of));
+            }
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|x| walk(x, of, old, new, new_of))
+            }
+            _ => {}
+        }
+    }
+    let mut rule = rule.0;
+    walk(
+        &mut rule,
+        segmentation,
+        old_segment,
+        new_segment,
+        new_segmentation,
+    );
+    JsonB(rule)
+}

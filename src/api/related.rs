@@ -13,12 +13,15 @@ use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
+use std::sync::Arc;
 
 /// The columns of the classified rows, with the segmentation's related sources.
 pub struct WithRelated<'a> {
     base: &'a TupleColumns,
     sources: Vec<(String, RelatedDecl, TupleColumns)>,
     key: Option<(usize, String)>,
+    /// the time referenced segmentations are compiled against
+    now: i64,
 }
 
 impl<'a> WithRelated<'a> {
@@ -26,6 +29,7 @@ impl<'a> WithRelated<'a> {
         base: &'a TupleColumns,
         key_column: Option<&str>,
         related: &BTreeMap<String, RelatedDecl>,
+        now: i64,
     ) -> Self {
         let sources = related
             .iter()
@@ -40,7 +44,12 @@ impl<'a> WithRelated<'a> {
             })
             .collect();
         let key = key_column.and_then(|k| base.lookup(k).map(|(i, _)| (i, k.to_string())));
-        WithRelated { base, sources, key }
+        WithRelated {
+            base,
+            sources,
+            key,
+            now,
+        }
     }
 }
 
@@ -65,6 +74,52 @@ impl Columns for WithRelated<'_> {
     fn related_names(&self) -> Vec<String> {
         self.sources.iter().map(|(n, _, _)| n.clone()).collect()
     }
+    /// The referenced segmentation's definitions, compiled against these rows (its own related sources
+    /// and references resolved the same way).
+    fn referenced(&self, segmentation: &str) -> crate::error::Result<Option<Arc<Ruleset>>> {
+        let exists = super::security::read_first(
+            c"SELECT EXISTS (SELECT 1 FROM segments.segmentation WHERE name = $1)",
+            &[Some(segmentation)],
+            |d| d.is_some_and(|d| d.value() != 0),
+        );
+        if !exists {
+            return Ok(None);
+        }
+        // saving refuses cycles; this bounds what a cycle made some other way would cost
+        let depth = REFERENCE_DEPTH.get();
+        if depth >= 16 {
+            return Err(crate::error::SegError::TooComplex {
+                message: format!("segment references reach \"{segmentation}\" through more than 16 segmentations"),
+                hint: "segment references must not form a cycle".into(),
+            });
+        }
+        REFERENCE_DEPTH.set(depth + 1);
+        // read afresh, not from the backend's cache: a rename carried to the referring rules is checked
+        // within the statement that made it, before the cache hears of it
+        let json = super::security::read_first(
+            c"SELECT segments._read_ruleset($1)",
+            &[Some(segmentation)],
+            |d| d.map(|d| unsafe { super::row::jsonb_value(d, "ruleset") }),
+        )
+        .unwrap_or(Ok(serde_json::Value::Null));
+        let def = json.and_then(|mut j| {
+            if let Some(obj) = j.as_object_mut() {
+                obj.remove("as_of");
+            }
+            RulesetDef::from_json(&j)
+        });
+        let compiled = def.and_then(|def| {
+            let columns =
+                WithRelated::new(self.base, def.key_column.as_deref(), &def.related, self.now);
+            Ruleset::compile(&def, &columns, self.now)
+        });
+        REFERENCE_DEPTH.set(depth);
+        compiled.map(|r| Some(Arc::new(r)))
+    }
+}
+
+thread_local! {
+    static REFERENCE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// The OID of a related source's relation, by its (qualified) name.
@@ -86,7 +141,7 @@ fn relation_oid(relation: &str, name: &str) -> pg_sys::Oid {
 
 /// A ruleset compiled against rows of `base`, its behavioral conditions against its related sources.
 pub fn compile_ruleset(def: &RulesetDef, base: &TupleColumns, now: i64) -> Ruleset {
-    let columns = WithRelated::new(base, def.key_column.as_deref(), &def.related);
+    let columns = WithRelated::new(base, def.key_column.as_deref(), &def.related, now);
     Ruleset::compile(def, &columns, now).or_raise()
 }
 
@@ -98,7 +153,7 @@ pub fn compile_rule(
     related: &BTreeMap<String, RelatedDecl>,
     now: i64,
 ) -> Expr {
-    compile(rule, &WithRelated::new(base, key_column, related), now).or_raise()
+    compile(rule, &WithRelated::new(base, key_column, related, now), now).or_raise()
 }
 
 thread_local! {

@@ -23,6 +23,8 @@ pub enum Rule {
     Points(Box<super::points::PointsRule>),
     /// An aggregate of the account's rows in a related relation, compared with a value.
     Related(Box<super::related::RelatedRule>),
+    /// Membership in a segment of another segmentation.
+    InSegment(super::reference::InSegmentRule),
 }
 
 impl Rule {
@@ -35,6 +37,8 @@ impl Rule {
             Rule::Cond(c) => c.op.is_window() && c.as_of.is_none(),
             Rule::Points(p) => p.parts.iter().any(|part| part.rule.reads_clock()),
             Rule::Related(r) => r.reads_clock(),
+            // the referenced segmentation's rules may read it: recompile with every transaction
+            Rule::InSegment(_) => true,
             Rule::True | Rule::Nearest(_) | Rule::Score(_) => false,
         }
     }
@@ -101,7 +105,7 @@ pub const OPERATORS: &str =
                              ends_with, matches, within, older_than, within_next, later_than, has, has_any, \
                              has_all, is_empty";
 const NODE_KEYS: &str =
-    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"}, a score {\"score\", \"op\", \"value\"}, points {\"points\", \"op\", \"value\"} or a behavioral condition {\"related\", \"agg\", \"op\", \"value\"}";
+    "\"all\", \"any\", \"not\", \"nearest\", true, a condition {\"attr\", \"op\", \"value\"}, a score {\"score\", \"op\", \"value\"}, points {\"points\", \"op\", \"value\"}, a behavioral condition {\"related\", \"agg\", \"op\", \"value\"} or a segment reference {\"in_segment\", \"of\"}";
 
 impl Op {
     pub fn parse(s: &str) -> Option<Op> {
@@ -234,6 +238,9 @@ fn parse_at(json: &Value, path: &str, depth: usize) -> Result<Rule> {
             }
             if super::score::is_score(map) {
                 return super::score::parse(map, path).map(|r| Rule::Score(Box::new(r)));
+            }
+            if super::reference::is_reference(map) {
+                return super::reference::parse(map, path).map(Rule::InSegment);
             }
             if super::related::is_related(map) {
                 return super::related::parse(map, path, &|r, p| parse_at(r, p, depth + 1))

@@ -76,6 +76,12 @@ pub trait Columns {
     fn related_names(&self) -> Vec<String> {
         vec![]
     }
+    /// Another segmentation compiled against these columns, for segment references (None: no such
+    /// segmentation).
+    fn referenced(&self, segmentation: &str) -> Result<Option<std::sync::Arc<super::Ruleset>>> {
+        let _ = segmentation;
+        Ok(None)
+    }
 }
 
 /// One column value of the row being classified, borrowed from the row.
@@ -238,6 +244,7 @@ pub enum Expr {
     Score(Box<super::score::ScoreTest>),
     Points(Box<super::points::PointsTest>),
     Related(Box<super::related::RelatedTest>),
+    InSegment(Box<super::reference::InSegmentTest>),
 }
 
 /// Compiles a parsed rule against `columns`; `now` (µs since 2000-01-01) anchors `within` / `older_than`.
@@ -259,6 +266,7 @@ pub fn compile(rule: &Rule, columns: &dyn Columns, now: i64) -> Result<Expr> {
         Rule::Score(r) => Expr::Score(Box::new(super::score::compile(r, columns)?)),
         Rule::Points(r) => Expr::Points(Box::new(super::points::compile(r, columns, now)?)),
         Rule::Related(r) => Expr::Related(Box::new(super::related::compile(r, columns, now)?)),
+        Rule::InSegment(r) => Expr::InSegment(Box::new(super::reference::compile(r, columns)?)),
         Rule::Nearest(n) => {
             let cols = n
                 .features
@@ -660,7 +668,7 @@ pub fn check_time_literals(rule: &Rule, columns: &dyn Columns) -> Result<()> {
             .iter()
             .try_for_each(|part| check_time_literals(&part.rule, columns)),
         // the where rule is checked against the related relation when compiled
-        Rule::Related(_) => Ok(()),
+        Rule::Related(_) | Rule::InSegment(_) => Ok(()),
         Rule::True | Rule::Nearest(_) | Rule::Score(_) => Ok(()),
     }
 }
@@ -837,6 +845,7 @@ impl Expr {
             Expr::Score(s) => s.eval(row),
             Expr::Points(p) => p.eval(row),
             Expr::Related(r) => r.eval(row),
+            Expr::InSegment(r) => r.eval(row),
         }
     }
 
@@ -856,6 +865,7 @@ impl Expr {
             Expr::Score(s) => out.extend(s.columns()),
             Expr::Points(p) => p.parts().for_each(|e| e.columns(out)),
             Expr::Related(r) => out.push(r.lookup.key_col),
+            Expr::InSegment(r) => r.exprs().for_each(|e| e.columns(out)),
         }
     }
 
@@ -902,6 +912,7 @@ impl Expr {
             Expr::Score(s) => s.explain(row),
             Expr::Points(p) => p.explain(row),
             Expr::Related(r) => r.explain(row),
+            Expr::InSegment(r) => r.explain(row),
         }
     }
 }

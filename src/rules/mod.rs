@@ -6,6 +6,7 @@ pub mod compile;
 pub mod number;
 pub mod pattern;
 pub mod points;
+pub mod reference;
 pub mod related;
 pub mod ruleset;
 pub mod score;

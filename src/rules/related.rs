@@ -237,6 +237,8 @@ pub struct RelatedTest {
     correlated: String,
     /// the aggregate of every account at once, `(segments_key, segments_value)`, for `to_query`
     grouped: String,
+    /// the account key column of the rows, which `to_query` joins the aggregate on
+    pub key_name: String,
     test: Test,
 }
 
@@ -381,8 +383,9 @@ pub fn compile(rule: &RelatedRule, columns: &dyn Columns, now: i64) -> Result<Re
             sql: query.sql(&Bind::Params),
             window: window.clone(),
         },
-        correlated: query.sql(&Bind::Outer(key_name)),
+        correlated: query.sql(&Bind::Outer(key_name.clone())),
         grouped: query.grouped(),
+        key_name,
         test,
     })
 }

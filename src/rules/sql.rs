@@ -384,6 +384,7 @@ pub fn expr_sql_in(e: &Expr, form: Form) -> String {
         Expr::Score(s) => s.sql(),
         Expr::Points(p) => p.sql(form),
         Expr::Related(r) => r.sql(form),
+        Expr::InSegment(r) => r.sql(form),
     }
 }
 
@@ -392,7 +393,7 @@ pub fn to_sql(rs: &Ruleset) -> String {
     to_sql_in(rs, Form::Expression)
 }
 
-fn to_sql_in(rs: &Ruleset, form: Form) -> String {
+pub(super) fn to_sql_in(rs: &Ruleset, form: Form) -> String {
     let default = quote_literal(&rs.default_segment);
     match rs.mode {
         Mode::Exclusive => level_sql(rs, &rs.roots, &default, form),
@@ -446,6 +447,7 @@ fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str, form: Form) -> Stri
 /// joined to the accounts — the plan a hand-written `LEFT JOIN` of `GROUP BY` aggregates gets. The segment
 /// column is `segments_segment`; it answers what `segment_of` answers.
 pub fn to_query(rs: &Ruleset, source: &str, key: &str) -> String {
+    // (each aggregate joins on the key column its own segmentation declares: a referenced segmentation's may differ)
     let mut related = vec![];
     for s in &rs.segments {
         collect_related(&s.expr, &mut related);
@@ -457,9 +459,10 @@ pub fn to_query(rs: &Ruleset, source: &str, key: &str) -> String {
         .enumerate()
         .map(|(i, r)| {
             format!(
-                " LEFT JOIN ({}) AS segments_agg_{i} ON segments_agg_{i}.segments_key {} segments_source.{key}",
+                " LEFT JOIN ({}) AS segments_agg_{i} ON segments_agg_{i}.segments_key {} segments_source.{}",
                 r.grouped_sql(),
-                catalog_op("=")
+                catalog_op("="),
+                quote_ident(&r.key_name)
             )
         })
         .collect();
@@ -472,6 +475,7 @@ fn collect_related<'a>(e: &'a Expr, out: &mut Vec<&'a RelatedTest>) {
         Expr::Not(e) => collect_related(e, out),
         Expr::Points(p) => p.parts().for_each(|e| collect_related(e, out)),
         Expr::Related(r) => out.push(r),
+        Expr::InSegment(r) => r.exprs().for_each(|e| collect_related(e, out)),
         Expr::True | Expr::Test(_) | Expr::Nearest(_) | Expr::Score(_) => {}
     }
 }
