@@ -203,6 +203,12 @@ BEGIN
     IF fuzz.pick(8) = 0 THEN
         RETURN fuzz.random_related();
     END IF;
+    -- now and then membership in a segment of the two referenced segmentations fuzz.differential defines
+    IF fuzz.pick(14) = 0 AND EXISTS (SELECT 1 FROM segments.segmentation WHERE name = 'fuzz_ref') THEN
+        RETURN fuzz.one_of('[{"in_segment": "r1", "of": "fuzz_ref"}, {"in_segment": "r2", "of": "fuzz_ref"},
+                             {"in_segment": "r3", "of": "fuzz_ref"}, {"in_segment": "t1", "of": "fuzz_ref_tags"},
+                             {"in_segment": "t2", "of": "fuzz_ref_tags"}]');
+    END IF;
     -- now and then a model's score (fitted on the rows by fuzz.differential), compared with a probability
     IF fuzz.pick(12) = 0 AND current_setting('fuzz.model', true) <> '' THEN
         cond := jsonb_build_object('score', current_setting('fuzz.model')::jsonb,
@@ -376,6 +382,23 @@ BEGIN
         PERFORM set_config('fuzz.model', '', false);
     END;
     PERFORM fuzz.seed(seed);
+    -- two segmentations the random rules may refer to (exclusive with a child, overlapping), random rules of
+    -- their own; a draw they refuse is replaced by true
+    INSERT INTO segments.segmentation (name, source, key_column) VALUES ('fuzz_ref', 'fuzz.t', 'id');
+    INSERT INTO segments.segmentation (name, source, key_column, mode) VALUES ('fuzz_ref_tags', 'fuzz.t', 'id', 'overlapping');
+    FOR i IN 1..5 LOOP
+        BEGIN
+            INSERT INTO segments.segment (segmentation, name, parent, priority, rule)
+            VALUES (CASE WHEN i <= 3 THEN 'fuzz_ref' ELSE 'fuzz_ref_tags' END,
+                    CASE WHEN i <= 3 THEN 'r' || i ELSE 't' || i - 3 END,
+                    CASE WHEN i = 3 THEN 'r1' END, i, fuzz.random_rule(2));
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO segments.segment (segmentation, name, parent, priority, rule)
+            VALUES (CASE WHEN i <= 3 THEN 'fuzz_ref' ELSE 'fuzz_ref_tags' END,
+                    CASE WHEN i <= 3 THEN 'r' || i ELSE 't' || i - 3 END,
+                    CASE WHEN i = 3 THEN 'r1' END, i, 'true');
+        END;
+    END LOOP;
     FOR k IN 1..rulesets LOOP
         seg := 'fuzz_' || k;
         mode := CASE WHEN fuzz.pick(3) = 0 THEN 'overlapping' ELSE 'exclusive' END;
@@ -438,4 +461,7 @@ BEGIN
         DELETE FROM segments.membership WHERE segmentation = seg;
         DELETE FROM segments.segmentation WHERE name = seg;
     END LOOP;
+    -- the overlapping one may refer to the exclusive one (not the other way: its segments came later)
+    DELETE FROM segments.segmentation WHERE name = 'fuzz_ref_tags';
+    DELETE FROM segments.segmentation WHERE name = 'fuzz_ref';
 END $$;
