@@ -80,23 +80,31 @@ DECLARE
     related jsonb;
     at text := NEW.parent;
     steps int := 0;
+    todo text[];
+    seen text[] := '{}';
+    target text;
 BEGIN
     IF segments._restoring() THEN
         RETURN NEW;
     END IF;
     SELECT g.source, g.key_column, segments._related_of(g.name) INTO src, key, related
     FROM segments.segmentation g WHERE g.name = NEW.segmentation;
-    -- segment references must not lead back to this segmentation (through any number of others)
-    IF EXISTS (WITH RECURSIVE reach(name) AS (
-                   SELECT r #>> '{}' FROM jsonb_path_query(NEW.rule, 'lax $.**.of') r
-                   UNION
-                   SELECT r #>> '{}' FROM reach, segments.segment s, jsonb_path_query(s.rule, 'lax $.**.of') r
-                   WHERE s.segmentation = reach.name)
-               SELECT 1 FROM reach WHERE reach.name = NEW.segmentation) THEN
-        RAISE EXCEPTION 'invalid rule: the segment references of "%" lead back to its own segmentation "%"', NEW.name, NEW.segmentation
-            USING ERRCODE = '22023', DETAIL = format('JSON path: segment "%s" rule, an "of" leads back to "%s"', NEW.name, NEW.segmentation),
+    -- segment references must not lead back to this segmentation (through any number of others): follow
+    -- them, segmentation by segmentation (a rule without references costs nothing)
+    todo := ARRAY(SELECT DISTINCT r #>> '{}' FROM jsonb_path_query(NEW.rule, 'lax $.**.of') r);
+    WHILE cardinality(todo) > 0 LOOP
+        target := todo[1];
+        todo := todo[2:];
+        CONTINUE WHEN target = ANY (seen);
+        seen := seen || target;
+        IF target = NEW.segmentation THEN
+            RAISE EXCEPTION 'invalid rule: the segment references of "%" lead back to its own segmentation "%"', NEW.name, NEW.segmentation
+                USING ERRCODE = '22023', DETAIL = format('JSON path: segment "%s" rule, an "of" leads back to "%s"', NEW.name, NEW.segmentation),
                   HINT = 'segment references must not form a cycle; within a segmentation, use a child segment instead';
-    END IF;
+        END IF;
+        todo := todo || ARRAY(SELECT DISTINCT r #>> '{}' FROM segments.segment s, jsonb_path_query(s.rule, 'lax $.**.of') r
+                              WHERE s.segmentation = target);
+    END LOOP;
     IF src IS NOT NULL THEN
         PERFORM segments._validate_rule(NEW.rule, src, key, related, format('segment "%s" rule', NEW.name));
         PERFORM segments._check_readable(src, segments._rule_columns(NEW.rule, src, key, related),
