@@ -626,6 +626,16 @@ CREATE FUNCTION segments._classify_all(account record, ruleset jsonb) RETURNS te
 COMMENT ON FUNCTION segments._classify_all(record, jsonb) IS
     'Every match of the row under a ruleset passed in (segments_of as classify is segment_of); used by backfill';
 
+-- Plan-time compilation (src/api/inline.rs): with a constant segmentation, the planner replaces these calls on
+-- a table's rows by the segmentation's CASE expression, and the plan depends on the definition tables.
+CREATE FUNCTION segments._segment_of_support(internal) RETURNS internal
+    AS 'MODULE_PATHNAME', '_segment_of_support' LANGUAGE c STRICT;
+ALTER FUNCTION segments.segment_of(record, text) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments.segment_path(record, text) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments.classify(record, jsonb) SUPPORT segments._segment_of_support;
+COMMENT ON FUNCTION segments._segment_of_support(internal) IS
+    'Planner support of segment_of, segment_path and classify: compiles a constant segmentation into the plan';
+
 COMMENT ON FUNCTION segments.to_sql(text) IS
     'The segmentation compiled to a plain SQL CASE expression over the source''s columns';
 COMMENT ON FUNCTION segments.to_query(text) IS

@@ -2149,6 +2149,16 @@ CREATE TRIGGER rename_references AFTER UPDATE OF name ON segments.segment
 CREATE TRIGGER rename_references AFTER UPDATE OF name ON segments.segmentation
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name) EXECUTE FUNCTION segments._carry_renames();
 
+-- Plan-time compilation (src/api/inline.rs): with a constant segmentation, the planner replaces these calls on
+-- a table's rows by the segmentation's CASE expression, and the plan depends on the definition tables.
+CREATE FUNCTION segments._segment_of_support(internal) RETURNS internal
+    AS 'MODULE_PATHNAME', '_segment_of_support' LANGUAGE c STRICT;
+ALTER FUNCTION segments.segment_of(record, text) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments.segment_path(record, text) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments.classify(record, jsonb) SUPPORT segments._segment_of_support;
+COMMENT ON FUNCTION segments._segment_of_support(internal) IS
+    'Planner support of segment_of, segment_path and classify: compiles a constant segmentation into the plan';
+
 ---------------------------------------------------------------------------------------------------------
 -- Grants for the new objects, as roles.sql gives them at install
 ---------------------------------------------------------------------------------------------------------

@@ -141,8 +141,16 @@ fn relation_oid(relation: &str, name: &str) -> pg_sys::Oid {
 
 /// A ruleset compiled against rows of `base`, its behavioral conditions against its related sources.
 pub fn compile_ruleset(def: &RulesetDef, base: &TupleColumns, now: i64) -> Ruleset {
+    try_compile_ruleset(def, base, now).or_raise()
+}
+
+pub fn try_compile_ruleset(
+    def: &RulesetDef,
+    base: &TupleColumns,
+    now: i64,
+) -> crate::error::Result<Ruleset> {
     let columns = WithRelated::new(base, def.key_column.as_deref(), &def.related, now);
-    Ruleset::compile(def, &columns, now).or_raise()
+    Ruleset::compile(def, &columns, now)
 }
 
 /// One rule compiled as `compile_ruleset` compiles the segments' rules.

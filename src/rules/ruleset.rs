@@ -134,6 +134,15 @@ impl Ruleset {
         self.segments.iter().any(|s| s.rule.reads_clock())
     }
 
+    /// Whether some rule reads a related table (a behavioral condition, here or in a referenced segmentation).
+    pub fn reads_related(&self) -> bool {
+        let mut found = vec![];
+        for s in &self.segments {
+            super::sql::collect_related(&s.expr, &mut found);
+        }
+        !found.is_empty()
+    }
+
     /// Compiles against `columns`; `now` is used unless the ruleset carries `as_of`.
     pub fn compile(def: &RulesetDef, columns: &dyn Columns, now: i64) -> Result<Ruleset> {
         let now = match &def.as_of {

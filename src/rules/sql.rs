@@ -388,15 +388,41 @@ pub fn expr_sql_in(e: &Expr, form: Form) -> String {
     }
 }
 
+/// What each branch of a segmentation's CASE answers: the segment's name (`segment_of`) or its path from
+/// the root (`segment_path`). The default segment is its own name either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    Name,
+    Path,
+}
+
+impl Label {
+    fn of(self, rs: &Ruleset, i: usize) -> String {
+        quote_literal(match self {
+            Label::Name => &rs.segments[i].name,
+            Label::Path => &rs.segments[i].path,
+        })
+    }
+}
+
 /// The segmentation as `CASE ... END`, answering what `segment_of` answers.
 pub fn to_sql(rs: &Ruleset) -> String {
-    to_sql_in(rs, Form::Expression)
+    to_sql_labelled(rs, Label::Name)
+}
+
+/// The segmentation as `CASE ... END` answering `label` (plan-time compilation of segment_of and segment_path).
+pub fn to_sql_labelled(rs: &Ruleset, label: Label) -> String {
+    case_sql(rs, Form::Expression, label)
 }
 
 pub(super) fn to_sql_in(rs: &Ruleset, form: Form) -> String {
+    case_sql(rs, form, Label::Name)
+}
+
+fn case_sql(rs: &Ruleset, form: Form, label: Label) -> String {
     let default = quote_literal(&rs.default_segment);
     match rs.mode {
-        Mode::Exclusive => level_sql(rs, &rs.roots, &default, form),
+        Mode::Exclusive => level_sql(rs, &rs.roots, &default, form, label),
         Mode::Overlapping => {
             // first match in priority order, where a match needs the segment's ancestors to match too
             let whens: Vec<String> = (0..rs.segments.len())
@@ -408,11 +434,7 @@ pub(super) fn to_sql_in(rs: &Ruleset, form: Form) -> String {
                         at = rs.segments[j].parent;
                     }
                     conds.reverse();
-                    format!(
-                        "WHEN {} THEN {}",
-                        conds.join(" AND "),
-                        quote_literal(&rs.segments[i].name)
-                    )
+                    format!("WHEN {} THEN {}", conds.join(" AND "), label.of(rs, i))
                 })
                 .collect();
             if whens.is_empty() {
@@ -423,7 +445,7 @@ pub(super) fn to_sql_in(rs: &Ruleset, form: Form) -> String {
     }
 }
 
-fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str, form: Form) -> String {
+fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str, form: Form, label: Label) -> String {
     if level.is_empty() {
         return otherwise.to_string();
     }
@@ -431,11 +453,10 @@ fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str, form: Form) -> Stri
         .iter()
         .map(|&i| {
             let s = &rs.segments[i];
-            let me = quote_literal(&s.name);
             format!(
                 "WHEN {} THEN {}",
                 expr_sql_in(&s.expr, form),
-                level_sql(rs, &s.children, &me, form)
+                level_sql(rs, &s.children, &label.of(rs, i), form, label)
             )
         })
         .collect();
@@ -469,7 +490,8 @@ pub fn to_query(rs: &Ruleset, source: &str, key: &str) -> String {
     format!("SELECT segments_source.{key}, {case} AS segments_segment FROM {source} AS segments_source{joins}")
 }
 
-fn collect_related<'a>(e: &'a Expr, out: &mut Vec<&'a RelatedTest>) {
+/// The behavioral conditions of an expression (each a subquery in the expression form).
+pub fn collect_related<'a>(e: &'a Expr, out: &mut Vec<&'a RelatedTest>) {
     match e {
         Expr::All(es) | Expr::Any(es) => es.iter().for_each(|e| collect_related(e, out)),
         Expr::Not(e) => collect_related(e, out),

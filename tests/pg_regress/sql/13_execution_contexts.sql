@@ -124,7 +124,13 @@ SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 DO $$ BEGIN PERFORM set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
     THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false); END $$;
+-- compiled into the plan (23_plan_compilation), the CASE runs in the workers; a segmentation named by a
+-- setting is not a constant and keeps the per-row call, which reads the definitions in each worker
 EXPLAIN (COSTS OFF) SELECT segments.segment_of(c, 'contract'), count(*) FROM telco.customers c GROUP BY 1;
+SET ctx.segmentation = 'contract';
+EXPLAIN (COSTS OFF) SELECT segments.segment_of(c, current_setting('ctx.segmentation')), count(*) FROM telco.customers c GROUP BY 1;
+SELECT count(*) AS differing_rows FROM telco.customers c JOIN ctx_expected e USING (customer_id)
+WHERE segments.segment_of(c, current_setting('ctx.segmentation')) IS DISTINCT FROM e.contract;
 SELECT * FROM ctx_run('parallel');
 RESET ALL;
 

@@ -1,0 +1,245 @@
+//! Plan-time compilation: the planner support function of segment_of, segment_path and classify.
+//!
+//! When the segmentation is a constant and the row is a table's own row, `segment_of(t, 'tier')` is replaced
+//! in the plan by the segmentation's CASE expression over t's columns (what `to_sql` prints), so no whole-row
+//! value is built and no definition is read per row. The plan then depends on the definitions: the
+//! definition tables are added to its relation dependencies, and their triggers' relcache invalidations
+//! (`_definitions_changed`) make every cached plan (prepared statements, PL/pgSQL, plan caches of SQL
+//! functions) replan after a change; a materialized view replans on REFRESH.
+//!
+//! Anything else keeps the per-row path, which reads the definitions at execution: a segmentation that is
+//! not a constant, a row that is not a plain relation's own (a ROW(...), a subquery's, one on the nullable
+//! side of an outer join, where the whole row is NULL), rules that read the clock (each execution compares
+//! with its own transaction time) or related tables (subqueries the planner has already been past), and a
+//! ruleset that does not compile (its error is raised at execution, as before).
+
+use super::c_function;
+use super::classify::load_ruleset_json;
+use super::row::{jsonb_value, varlena_bytes, TupleColumns};
+use super::security::{read_first, with_safe_search_path};
+use crate::rules::sql::{to_sql_labelled, Label};
+use crate::rules::RulesetDef;
+use pgrx::pg_sys;
+use std::ffi::{c_int, CStr, CString};
+
+unsafe extern "C-unwind" {
+    // rewriteManip.h (not in pgrx's bindings): renumbers the Vars of range table entry `rt_index`
+    fn ChangeVarNodes(
+        node: *mut pg_sys::Node,
+        rt_index: c_int,
+        new_index: c_int,
+        sublevels_up: c_int,
+    );
+}
+
+/// The definition tables a compiled plan depends on.
+const DEFINITION_TABLES: [&CStr; 3] = [c"segmentation", c"segment", c"related_source"];
+
+c_function!(
+    pg_finfo__segment_of_support,
+    _segment_of_support,
+    |fcinfo| {
+        let request = (*fcinfo).args.as_slice(1)[0]
+            .value
+            .cast_mut_ptr::<pg_sys::Node>();
+        if (*request).type_ != pg_sys::NodeTag::T_SupportRequestSimplify {
+            return pg_sys::Datum::from(0);
+        }
+        let request = &*(request as *const pg_sys::SupportRequestSimplify);
+        match compiled_call(request.root, request.fcall) {
+            Some(expr) => pg_sys::Datum::from(expr),
+            None => pg_sys::Datum::from(0),
+        }
+    }
+);
+
+unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+    unsafe {
+        if list.is_null() {
+            return vec![];
+        }
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).ptr_value.cast())
+            .collect()
+    }
+}
+
+unsafe fn node_is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+    unsafe { !node.is_null() && (*node).type_ == tag }
+}
+
+/// The replacement of one call, or None to keep it.
+unsafe fn compiled_call(
+    root: *mut pg_sys::PlannerInfo,
+    call: *mut pg_sys::FuncExpr,
+) -> Option<*mut pg_sys::Node> {
+    unsafe {
+        if root.is_null() || (*root).glob.is_null() {
+            return None;
+        }
+        let args = list_items::<pg_sys::Node>((*call).args);
+        if args.len() != 2 {
+            return None;
+        }
+        let function = CStr::from_ptr(pg_sys::get_func_name((*call).funcid));
+        let schema = pg_sys::get_func_namespace((*call).funcid);
+        let (label, def) = match function.to_bytes() {
+            b"segment_of" => (Label::Name, named_ruleset(args[1])?),
+            b"segment_path" => (Label::Path, named_ruleset(args[1])?),
+            b"classify" => (Label::Name, ruleset_argument(args[1], schema)?),
+            _ => return None,
+        };
+        let (relid, varno) = own_row_of(root, args[0])?;
+
+        let columns = TupleColumns::of_relation(relid, "the classified rows");
+        let now = pg_sys::GetCurrentTransactionStartTimestamp();
+        let ruleset = super::related::try_compile_ruleset(&def, &columns, now).ok()?;
+        if ruleset.reads_clock() || ruleset.reads_related() {
+            return None;
+        }
+        let expr = parse_expression(&to_sql_labelled(&ruleset, label), relid)?;
+        ChangeVarNodes(expr, 1, varno, 0);
+        let expr = pg_sys::eval_const_expressions(root, expr);
+
+        let glob = (*root).glob;
+        for table in DEFINITION_TABLES {
+            let oid = pg_sys::get_relname_relid(table.as_ptr(), schema);
+            if oid != pg_sys::InvalidOid {
+                (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, oid);
+            }
+        }
+        Some(expr)
+    }
+}
+
+/// The definitions of a constant segmentation name (NULL: the only one), if it exists.
+unsafe fn named_ruleset(arg: *mut pg_sys::Node) -> Option<RulesetDef> {
+    unsafe {
+        if !node_is(arg, pg_sys::NodeTag::T_Const) {
+            return None;
+        }
+        let c = &*(arg as *const pg_sys::Const);
+        let name = (!c.constisnull)
+            .then(|| String::from_utf8_lossy(varlena_bytes(c.constvalue)).into_owned());
+        // an unknown name is reported by the per-row path, at execution (never while planning)
+        let exists = read_first(
+            c"SELECT count(*) = 1 FROM segments.segmentation WHERE $1 IS NULL OR name = $1",
+            &[name.as_deref()],
+            |d| d.is_some_and(|d| d.value() != 0),
+        );
+        if !exists {
+            return None;
+        }
+        RulesetDef::from_json(&load_ruleset_json(name.as_deref())).ok()
+    }
+}
+
+/// classify's ruleset: a constant jsonb, or `segments.ruleset(<constant>)`.
+unsafe fn ruleset_argument(arg: *mut pg_sys::Node, schema: pg_sys::Oid) -> Option<RulesetDef> {
+    unsafe {
+        if node_is(arg, pg_sys::NodeTag::T_Const) {
+            let c = &*(arg as *const pg_sys::Const);
+            if c.constisnull || c.consttype != pg_sys::JSONBOID {
+                return None;
+            }
+            return RulesetDef::from_json(&jsonb_value(c.constvalue, "ruleset").ok()?).ok();
+        }
+        if !node_is(arg, pg_sys::NodeTag::T_FuncExpr) {
+            return None;
+        }
+        let f = &*(arg as *const pg_sys::FuncExpr);
+        let is_ruleset = pg_sys::get_func_namespace(f.funcid) == schema
+            && CStr::from_ptr(pg_sys::get_func_name(f.funcid)).to_bytes() == b"ruleset";
+        let inner = list_items::<pg_sys::Node>(f.args);
+        if !is_ruleset || inner.len() != 1 {
+            return None;
+        }
+        named_ruleset(inner[0])
+    }
+}
+
+/// The relation and range table index of a whole-row Var of this query level over a plain relation whose
+/// rows are never NULL-extended.
+unsafe fn own_row_of(
+    root: *mut pg_sys::PlannerInfo,
+    arg: *mut pg_sys::Node,
+) -> Option<(pg_sys::Oid, c_int)> {
+    unsafe {
+        if !node_is(arg, pg_sys::NodeTag::T_Var) {
+            return None;
+        }
+        let var = &*(arg as *const pg_sys::Var);
+        if var.varattno != 0 || var.varlevelsup != 0 {
+            return None;
+        }
+        let parse = (*root).parse;
+        let rtable = list_items::<pg_sys::RangeTblEntry>((*parse).rtable);
+        let rte = *rtable.get((var.varno as usize).checked_sub(1)?)?;
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
+            || nullable((*parse).jointree.cast(), var.varno, false)
+        {
+            return None;
+        }
+        Some(((*rte).relid, var.varno))
+    }
+}
+
+/// Whether range table entry `varno` is on the nullable side of an outer join in this join tree (any join
+/// but an inner one counts as nullable on the sides it may NULL-extend, or both when in doubt).
+unsafe fn nullable(node: *mut pg_sys::Node, varno: c_int, under_outer: bool) -> bool {
+    unsafe {
+        if node_is(node, pg_sys::NodeTag::T_RangeTblRef) {
+            return under_outer && (*(node as *const pg_sys::RangeTblRef)).rtindex == varno;
+        }
+        if node_is(node, pg_sys::NodeTag::T_FromExpr) {
+            let from = &*(node as *const pg_sys::FromExpr);
+            return list_items::<pg_sys::Node>(from.fromlist)
+                .into_iter()
+                .any(|n| nullable(n, varno, under_outer));
+        }
+        if node_is(node, pg_sys::NodeTag::T_JoinExpr) {
+            let join = &*(node as *const pg_sys::JoinExpr);
+            let (left, right) = match join.jointype {
+                pg_sys::JoinType::JOIN_INNER => (false, false),
+                pg_sys::JoinType::JOIN_LEFT => (false, true),
+                pg_sys::JoinType::JOIN_RIGHT => (true, false),
+                _ => (true, true),
+            };
+            return nullable(join.larg, varno, under_outer || left)
+                || nullable(join.rarg, varno, under_outer || right);
+        }
+        // a join tree holds nothing else; an unknown node is treated as nullable
+        !node.is_null()
+    }
+}
+
+/// The expression `sql` as parse analysis gives it in `SELECT sql FROM relation` (its Vars at index 1).
+unsafe fn parse_expression(sql: &str, relid: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+    unsafe {
+        let schema = CStr::from_ptr(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)));
+        let name = CStr::from_ptr(pg_sys::get_rel_name(relid));
+        let quote = |s: &CStr| crate::rules::sql::quote_ident(&s.to_string_lossy());
+        let query = CString::new(format!(
+            "SELECT {sql} FROM ONLY {}.{}",
+            quote(schema),
+            quote(name)
+        ))
+        .ok()?;
+        let expr = with_safe_search_path(|| {
+            let statements = list_items::<pg_sys::RawStmt>(pg_sys::raw_parser(
+                query.as_ptr(),
+                pg_sys::RawParseMode::RAW_PARSE_DEFAULT,
+            ));
+            let analyzed = pg_sys::parse_analyze_fixedparams(
+                statements[0],
+                query.as_ptr(),
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+            );
+            let target = list_items::<pg_sys::TargetEntry>((*analyzed).targetList)[0];
+            (*target).expr as *mut pg_sys::Node
+        });
+        (pg_sys::exprType(expr) == pg_sys::TEXTOID).then_some(expr)
+    }
+}

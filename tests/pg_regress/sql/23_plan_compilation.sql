@@ -1,0 +1,131 @@
+-- Plan-time compilation: when the segmentation is a constant and the row is a table's own row, the planner
+-- replaces segment_of, segment_path and classify(row, ruleset) by the segmentation's CASE over the row's
+-- columns. Results are the same as the per-row path's, and no cached plan serves a stale definition.
+SET client_min_messages = warning;
+CREATE TABLE plan_seen (id int PRIMARY KEY, seen_at timestamptz);
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('plan_clock', 'plan_seen', 'id');
+INSERT INTO segments.segment (segmentation, name, priority, rule)
+VALUES ('plan_clock', 'just seen', 1, '{"attr": "seen_at", "op": "within", "value": "2 seconds"}');
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('plan_tier', 'telco.customers', 'customer_id');
+INSERT INTO segments.segment (segmentation, name, parent, priority, rule) VALUES
+  ('plan_tier', 'High', NULL, 1, '{"attr": "monthly_charges", "op": ">=", "value": 80}'),
+  ('plan_tier', 'Fiber', 'High', 1, '{"attr": "internet_service", "op": "=", "value": "Fiber optic"}'),
+  ('plan_tier', 'Low', NULL, 2, '{"any": [{"attr": "tenure", "op": "<", "value": 6}, {"attr": "total_charges", "op": "is_null"}]}');
+
+-- the plan holds the CASE, not the call
+EXPLAIN (VERBOSE, COSTS OFF) SELECT segments.segment_of(c, 'plan_tier') FROM telco.customers c;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT segments.segment_path(c, 'plan_tier') FROM telco.customers c;
+
+-- which calls are compiled: 'compiled' when no pg_segments function is left in the plan's output
+CREATE FUNCTION plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE line text; calls boolean := false;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+        calls := calls OR line ~ 'segments\.(segment_of|segment_path|classify)\(';
+    END LOOP;
+    RETURN CASE WHEN calls THEN 'per-row' ELSE 'compiled' END;
+END $$;
+SELECT q, plan_of(q) FROM (VALUES
+  ('SELECT segments.segment_of(c, ''plan_tier'') FROM telco.customers c'),
+  ('SELECT segments.segment_path(c, ''value'') FROM telco.customers c'),
+  ('SELECT segments.classify(c, segments.ruleset(''contract'')) FROM telco.customers c'),
+  ('SELECT segments.classify(c, ''{"segmentation": "old", "segments": [{"name": "Old", "rule": {"attr": "tenure", "op": ">", "value": 60}}]}'') FROM telco.customers c'),
+  ('SELECT count(*) FROM telco.customers c WHERE segments.segment_of(c, ''plan_tier'') = ''Fiber'''),
+  ('SELECT segments.segment_of(c, ''plan_tier''), count(*) FROM telco.customers c GROUP BY 1'),
+  -- kept per row: a segmentation that is not a constant, a row that is not a table's own, the nullable side
+  -- of an outer join, rules that read the clock or related tables, an unknown segmentation
+  ('SELECT segments.segment_of(c, (SELECT ''plan_tier'')) FROM telco.customers c'),
+  ('SELECT segments.segment_of(s.c, s.name) FROM (SELECT c, ''plan_tier''::text AS name FROM telco.customers c OFFSET 0) s'),
+  ('SELECT segments.classify(ROW(c.monthly_charges), segments.ruleset(''plan_tier'')) FROM telco.customers c'),
+  ('SELECT segments.segment_of(c, ''plan_tier'') FROM (SELECT 1) x LEFT JOIN telco.customers c ON true'),
+  ('SELECT segments.segment_of(c, ''plan_tier'') FROM telco.customers c LEFT JOIN (SELECT 1) x ON true'),
+  ('SELECT segments.segment_of(l, ''activity'') FROM telco.logins l'),  -- within / older_than an explicit as_of: compiled
+  ('SELECT segments.segment_of(s, ''plan_clock'') FROM plan_seen s'),  -- within the last 2 seconds: per row
+  ('SELECT segments.segment_of(a, ''health'') FROM beh.accounts a'),
+  ('SELECT segments.segment_of(c, ''no_such_segmentation'') FROM telco.customers c')
+) t(q);
+
+-- compiled and per-row answers agree on every row, for every segmentation over the Telco table
+SELECT s.name AS segmentation, count(*) AS rows,
+       count(*) FILTER (WHERE compiled IS DISTINCT FROM per_row) AS differing,
+       count(*) FILTER (WHERE compiled_path IS DISTINCT FROM per_row_path) AS differing_paths
+FROM segments.segmentation s
+CROSS JOIN LATERAL (
+    SELECT CASE s.name WHEN 'contract' THEN segments.segment_of(c, 'contract') WHEN 'value' THEN segments.segment_of(c, 'value')
+                       WHEN 'plan_tier' THEN segments.segment_of(c, 'plan_tier') END AS compiled,
+           segments.segment_of(c, s.name) AS per_row,
+           CASE s.name WHEN 'contract' THEN segments.segment_path(c, 'contract') WHEN 'value' THEN segments.segment_path(c, 'value')
+                       WHEN 'plan_tier' THEN segments.segment_path(c, 'plan_tier') END AS compiled_path,
+           segments.segment_path(c, s.name) AS per_row_path
+    FROM telco.customers c) x
+WHERE s.name IN ('contract', 'value', 'plan_tier')
+GROUP BY 1 ORDER BY 1;
+-- and the counts equal plain SQL
+SELECT segments.segment_path(c, 'plan_tier') AS path, count(*) AS accounts,
+       count(*) = CASE segments.segment_path(c, 'plan_tier')
+         WHEN 'High > Fiber' THEN (SELECT count(*) FROM telco.customers WHERE monthly_charges >= 80 AND internet_service = 'Fiber optic')
+         WHEN 'High' THEN (SELECT count(*) FROM telco.customers WHERE monthly_charges >= 80 AND internet_service IS DISTINCT FROM 'Fiber optic')
+         WHEN 'Low' THEN (SELECT count(*) FROM telco.customers WHERE monthly_charges < 80 AND (tenure < 6 OR total_charges IS NULL))
+         ELSE (SELECT count(*) FROM telco.customers WHERE monthly_charges < 80 AND NOT (tenure < 6 OR total_charges IS NULL)) END AS agrees
+FROM telco.customers c GROUP BY 1 ORDER BY 1;
+
+-- A definition changed after planning is seen by every cached plan: a prepared statement (generic plan),
+-- a PL/pgSQL function, a SQL function and a materialized view (on refresh).
+SET plan_cache_mode = force_generic_plan;
+PREPARE fiber_count AS SELECT count(*) FROM telco.customers c WHERE segments.segment_of(c, 'plan_tier') = 'Fiber';
+CREATE FUNCTION fiber_count_plpgsql() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN RETURN (SELECT count(*) FROM telco.customers c WHERE segments.segment_of(c, 'plan_tier') = 'Fiber'); END $$;
+CREATE FUNCTION fiber_rows_plpgsql() RETURNS TABLE (path text, accounts bigint) LANGUAGE plpgsql AS $$
+BEGIN RETURN QUERY SELECT segments.segment_path(c, 'plan_tier'), count(*) FROM telco.customers c GROUP BY 1 ORDER BY 1; END $$;
+CREATE FUNCTION fiber_count_sql() RETURNS bigint LANGUAGE sql STABLE
+BEGIN ATOMIC SELECT count(*) FROM telco.customers c WHERE segments.segment_of(c, 'plan_tier') = 'Fiber'; END;
+CREATE MATERIALIZED VIEW plan_tier_sizes AS
+SELECT segments.segment_of(c, 'plan_tier') AS segment, count(*) AS accounts FROM telco.customers c GROUP BY 1;
+CREATE FUNCTION fiber_everywhere(high numeric, loyal_first boolean DEFAULT false) RETURNS TABLE (context text, fiber bigint) LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE 'EXECUTE fiber_count' INTO n;
+    context := 'prepared statement'; fiber := n; RETURN NEXT;
+    context := 'plpgsql'; fiber := fiber_count_plpgsql(); RETURN NEXT;
+    context := 'plpgsql return query'; fiber := (SELECT accounts FROM fiber_rows_plpgsql() WHERE path = 'High > Fiber'); RETURN NEXT;
+    context := 'sql function'; fiber := fiber_count_sql(); RETURN NEXT;
+    context := 'materialized view'; fiber := (SELECT accounts FROM plan_tier_sizes WHERE segment = 'Fiber'); RETURN NEXT;
+    context := 'plain SQL'; fiber := (SELECT count(*) FROM telco.customers WHERE monthly_charges >= high AND internet_service = 'Fiber optic'
+                                         AND NOT (loyal_first AND tenure > 70)); RETURN NEXT;
+END $$;
+SELECT * FROM fiber_everywhere(80);
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE fiber_count;
+
+-- the rule changes: every context but the unrefreshed materialized view follows at once
+UPDATE segments.segment SET rule = '{"attr": "monthly_charges", "op": ">=", "value": 100}'
+WHERE segmentation = 'plan_tier' AND name = 'High';
+SELECT * FROM fiber_everywhere(100);
+REFRESH MATERIALIZED VIEW plan_tier_sizes;
+SELECT accounts = (SELECT count(*) FROM telco.customers WHERE monthly_charges >= 100 AND internet_service = 'Fiber optic') AS refreshed_view_follows
+FROM plan_tier_sizes WHERE segment = 'Fiber';
+
+-- a segment added before the others takes accounts from Fiber; then the segmentation is renamed: the
+-- prepared statement's name no longer exists, and the per-row path reports it at execution, as it always has
+INSERT INTO segments.segment (segmentation, name, priority, rule)
+VALUES ('plan_tier', 'Loyal', 0, '{"attr": "tenure", "op": ">", "value": 70}');
+SELECT * FROM fiber_everywhere(100, loyal_first => true) WHERE context <> 'materialized view';
+UPDATE segments.segmentation SET name = 'plan_tier_renamed' WHERE name = 'plan_tier';
+SELECT * FROM error_of('EXECUTE fiber_count');
+SELECT * FROM error_of('SELECT fiber_count_plpgsql()');
+UPDATE segments.segmentation SET name = 'plan_tier' WHERE name = 'plan_tier_renamed';
+EXECUTE fiber_count;
+RESET plan_cache_mode;
+
+-- within / older_than keep each execution's own time: the same prepared statement, two clocks
+INSERT INTO plan_seen VALUES (1, clock_timestamp()), (2, clock_timestamp() - interval '1 hour');
+PREPARE just_seen AS SELECT count(*) FILTER (WHERE segments.segment_of(s, 'plan_clock') = 'just seen') AS just_seen FROM plan_seen s;
+EXECUTE just_seen;
+SELECT pg_sleep(2.5);
+EXECUTE just_seen;
+
+DEALLOCATE fiber_count;
+DEALLOCATE just_seen;
+DROP MATERIALIZED VIEW plan_tier_sizes;
+DROP FUNCTION fiber_everywhere(numeric, boolean), fiber_count_plpgsql(), fiber_rows_plpgsql(), fiber_count_sql(), plan_of(text);
+DELETE FROM segments.segmentation WHERE name IN ('plan_tier', 'plan_clock');
+DROP TABLE plan_seen;
