@@ -9,9 +9,11 @@
 //!
 //! Anything else keeps the per-row path, which reads the definitions at execution: a segmentation that is
 //! not a constant, a row that is not a plain relation's own (a ROW(...), a subquery's, one on the nullable
-//! side of an outer join, where the whole row is NULL), rules that read the clock (each execution compares
-//! with its own transaction time) or related tables (subqueries the planner has already been past), and a
-//! ruleset that does not compile (its error is raised at execution, as before).
+//! side of an outer join, where the whole row is NULL), rules that read related tables (subqueries the
+//! planner has already been past), a constant classify ruleset with its own as_of and time windows, and a
+//! ruleset that does not compile (its error is raised at execution, as before). Time windows anchored at
+//! the current time are compiled as bounds computed from `now()`, so each execution of a cached plan
+//! compares with its own transaction's time, as the per-row call does.
 
 use super::c_function;
 use super::classify::load_ruleset_json;
@@ -94,7 +96,9 @@ unsafe fn compiled_call(
         let columns = TupleColumns::of_relation(relid, "the classified rows");
         let now = pg_sys::GetCurrentTransactionStartTimestamp();
         let ruleset = super::related::try_compile_ruleset(&def, &columns, now).ok()?;
-        if ruleset.reads_clock() || ruleset.reads_related() {
+        // time windows become bounds computed from now() at execution; a window anchored at a ruleset's
+        // own as_of (a constant classify ruleset) is not written that way: keep the call
+        if ruleset.reads_related() || (def.as_of.is_some() && ruleset.reads_clock()) {
             return None;
         }
         let expr = parse_expression(&to_sql_labelled(&ruleset, label), relid)?;

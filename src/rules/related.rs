@@ -13,8 +13,12 @@
 
 use super::ast::{Cond, Rule};
 use super::compile::{compile as compile_rule, ColumnType, Columns, Expr, Row, Test};
-use super::sql::{catalog_op, expr_sql, quote_ident, test_sql_on, time_literal, Form};
-use super::time::{format_timestamp, minus_interval, parse_interval, parse_timestamp};
+use super::sql::{
+    catalog_op, clock_bound_sql, expr_sql, quote_ident, test_sql_on, time_literal, Bound, Form,
+};
+use super::time::{
+    format_timestamp, minus_interval, parse_interval, parse_timestamp, TIMESTAMP_RANGE,
+};
 use crate::error::{Result, SegError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -425,6 +429,21 @@ impl Query<'_> {
         conds
     }
 
+    /// The window's bounds as SQL: from `now()` when anchored at the current time (see `sql::cutoff_sql`).
+    fn window_sql(&self) -> Option<(String, String)> {
+        let (from, to, ty) = self.window?;
+        let from_now = (self.rule.as_of.is_none() && TIMESTAMP_RANGE.contains(from))
+            .then(|| self.rule.within.as_deref().and_then(parse_interval))
+            .flatten();
+        Some(match from_now {
+            Some(iv) => (
+                clock_bound_sql(iv, Bound::Back, ty),
+                clock_bound_sql(iv, Bound::Anchor, ty),
+            ),
+            None => (time_literal(*from, ty), time_literal(*to, ty)),
+        })
+    }
+
     fn ordered(&self) -> bool {
         self.rule.last.is_some() || matches!(self.rule.agg, Agg::Last | Agg::First)
     }
@@ -476,10 +495,7 @@ impl Query<'_> {
 
     /// Every account's aggregate at once: `SELECT segments_key, segments_value ... GROUP BY 1`.
     fn grouped(&self) -> String {
-        let window = self
-            .window
-            .map(|(from, to, ty)| (time_literal(*from, ty), time_literal(*to, ty)));
-        let conds = self.conditions(window);
+        let conds = self.conditions(self.window_sql());
         let filter = if conds.is_empty() {
             String::new()
         } else {
@@ -510,11 +526,7 @@ impl Query<'_> {
                 ("$1".to_string(), Some(("$2".to_string(), "$3".to_string())))
             }
             (Bind::Params, None) => ("$1".to_string(), None),
-            (Bind::Outer(_), Some((from, to, ty))) => (
-                "segments_key.account_key".to_string(),
-                Some((time_literal(*from, ty), time_literal(*to, ty))),
-            ),
-            (Bind::Outer(_), None) => ("segments_key.account_key".to_string(), None),
+            (Bind::Outer(_), _) => ("segments_key.account_key".to_string(), self.window_sql()),
         };
         let mut conds = vec![format!(
             "segments_related.{} {} {key}",

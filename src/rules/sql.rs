@@ -5,7 +5,7 @@ use super::ast::Op;
 use super::compile::{Check, ColumnType, Expr, NearestTest, Scalar, Target, Test};
 use super::related::RelatedTest;
 use super::ruleset::{Mode, Ruleset};
-use super::time::{format_timestamp, TIMESTAMP_RANGE};
+use super::time::{format_timestamp, parse_interval, Interval, TIMESTAMP_RANGE};
 
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -225,14 +225,21 @@ fn check_sql(t: &Test, v: Operand) -> String {
                 quote_literal(pattern)
             )
         }
-        Check::NotBefore(cut) => time_cmp(&v.value, ">=", *cut, &t.ty),
-        Check::Before(cut) => time_cmp(&v.value, "<", *cut, &t.ty),
-        Check::After(cut) => time_cmp(&v.value, ">", *cut, &t.ty),
-        Check::Window(from, to) => format!(
-            "{} AND {}",
-            time_cmp(&v.value, ">=", *from, &t.ty),
-            time_cmp(&v.value, "<=", *to, &t.ty)
-        ),
+        Check::NotBefore(cut) => time_cmp(&v.value, ">=", &cutoff_sql(t, *cut, Bound::Back)),
+        Check::Before(cut) => time_cmp(&v.value, "<", &cutoff_sql(t, *cut, Bound::Back)),
+        Check::After(cut) => time_cmp(&v.value, ">", &cutoff_sql(t, *cut, Bound::Ahead)),
+        Check::Window(from, to) => {
+            let start = if t.ty == ColumnType::Date {
+                Bound::DayStart
+            } else {
+                Bound::Anchor
+            };
+            format!(
+                "{} AND {}",
+                time_cmp(&v.value, ">=", &cutoff_sql(t, *from, start)),
+                time_cmp(&v.value, "<=", &cutoff_sql(t, *to, Bound::Ahead))
+            )
+        }
         Check::Has { values, all } => each_of(
             values,
             &|s| {
@@ -280,8 +287,58 @@ fn column_comparison_sql(t: &Test, op: Op, other_ty: &ColumnType) -> String {
     )
 }
 
-fn time_cmp(value: &str, sym: &str, cut: i64, ty: &ColumnType) -> String {
-    format!("{value} {} {}", catalog_op(sym), time_literal(cut, ty))
+fn time_cmp(value: &str, sym: &str, cut: &str) -> String {
+    format!("{value} {} {cut}", catalog_op(sym))
+}
+
+/// Where a window's bound lies from its anchor.
+#[derive(Clone, Copy)]
+pub(super) enum Bound {
+    Back,
+    Ahead,
+    Anchor,
+    /// the anchor's day, from midnight (a date column's `within_next`)
+    DayStart,
+}
+
+/// A time window's bound. Anchored at an explicit `as_of`, the instant compiled; anchored at the current
+/// time, the same bound computed from `now()` when the SQL runs: a view of `to_sql` or a cached plan keeps
+/// answering what segment_of answers as time passes. segment_of anchors windows at the transaction start
+/// (`now()`) in UTC, and shifts by an interval as PostgreSQL's `timestamp ± interval` does (months, then
+/// days, then time), hence the arithmetic on `now()` as a UTC timestamp. A bound past the end of time at
+/// compile time stays the infinity it is.
+pub(super) fn cutoff_sql(t: &Test, compiled: i64, bound: Bound) -> String {
+    let interval = t.cond.value.as_str().and_then(parse_interval);
+    match interval {
+        Some(iv) if t.cond.as_of.is_none() && TIMESTAMP_RANGE.contains(&compiled) => {
+            clock_bound_sql(iv, bound, &t.ty)
+        }
+        _ => time_literal(compiled, &t.ty),
+    }
+}
+
+/// `now()` shifted to a window's bound, as a value of the column's kind (timestamptz, else timestamp).
+pub(super) fn clock_bound_sql(iv: Interval, bound: Bound, ty: &ColumnType) -> String {
+    let now = "pg_catalog.timezone('UTC'::pg_catalog.text, pg_catalog.now())";
+    let shift = |sym: &str| {
+        format!(
+            "({now} {} '{} mons {} days {} microseconds'::pg_catalog.interval)",
+            catalog_op(sym),
+            iv.months,
+            iv.days,
+            iv.micros
+        )
+    };
+    let at = match bound {
+        Bound::Back => shift("-"),
+        Bound::Ahead => shift("+"),
+        Bound::Anchor => now.to_string(),
+        Bound::DayStart => format!("pg_catalog.date_trunc('day'::pg_catalog.text, {now})"),
+    };
+    match ty {
+        ColumnType::TimestampTz => format!("pg_catalog.timezone('UTC'::pg_catalog.text, {at})"),
+        _ => at,
+    }
 }
 
 /// A comparison or a range test of `lhs`, with pg_catalog's operators (BETWEEN spelled out: its operators

@@ -33,14 +33,16 @@ SELECT q, plan_of(q) FROM (VALUES
   ('SELECT count(*) FROM telco.customers c WHERE segments.segment_of(c, ''plan_tier'') = ''Fiber'''),
   ('SELECT segments.segment_of(c, ''plan_tier''), count(*) FROM telco.customers c GROUP BY 1'),
   -- kept per row: a segmentation that is not a constant, a row that is not a table's own, the nullable side
-  -- of an outer join, rules that read the clock or related tables, an unknown segmentation
+  -- of an outer join, rules that read related tables, a constant ruleset with its own as_of and time
+  -- windows, an unknown segmentation
   ('SELECT segments.segment_of(c, (SELECT ''plan_tier'')) FROM telco.customers c'),
   ('SELECT segments.segment_of(s.c, s.name) FROM (SELECT c, ''plan_tier''::text AS name FROM telco.customers c OFFSET 0) s'),
   ('SELECT segments.classify(ROW(c.monthly_charges), segments.ruleset(''plan_tier'')) FROM telco.customers c'),
   ('SELECT segments.segment_of(c, ''plan_tier'') FROM (SELECT 1) x LEFT JOIN telco.customers c ON true'),
   ('SELECT segments.segment_of(c, ''plan_tier'') FROM telco.customers c LEFT JOIN (SELECT 1) x ON true'),
   ('SELECT segments.segment_of(l, ''activity'') FROM telco.logins l'),  -- within / older_than an explicit as_of: compiled
-  ('SELECT segments.segment_of(s, ''plan_clock'') FROM plan_seen s'),  -- within the last 2 seconds: per row
+  ('SELECT segments.segment_of(s, ''plan_clock'') FROM plan_seen s'),  -- within the last 2 seconds: bounds from now()
+  ('SELECT segments.classify(s, ''{"segmentation": "c", "as_of": "2025-01-01", "segments": [{"name": "recent", "rule": {"attr": "seen_at", "op": "within", "value": "1 day"}}]}'') FROM plan_seen s'),
   ('SELECT segments.segment_of(a, ''health'') FROM beh.accounts a'),
   ('SELECT segments.segment_of(c, ''no_such_segmentation'') FROM telco.customers c')
 ) t(q);
@@ -116,16 +118,67 @@ UPDATE segments.segmentation SET name = 'plan_tier' WHERE name = 'plan_tier_rena
 EXECUTE fiber_count;
 RESET plan_cache_mode;
 
--- within / older_than keep each execution's own time: the same prepared statement, two clocks
-INSERT INTO plan_seen VALUES (1, clock_timestamp()), (2, clock_timestamp() - interval '1 hour');
+-- Time windows anchored at the current time are compiled as bounds computed from now(): compiled and
+-- per-row answers agree on times around now, for every window operator and time type, months at month ends
+CREATE TABLE plan_times (id int PRIMARY KEY, tz timestamptz, ts timestamp, d date);
+INSERT INTO plan_times
+SELECT k, t, t AT TIME ZONE 'UTC', (t AT TIME ZONE 'UTC')::date
+FROM (SELECT k, now() + k * interval '7 hours 13 minutes 1.5 seconds' AS t FROM generate_series(-3000, 3000) k) x;
+INSERT INTO plan_times VALUES (10000, NULL, NULL, NULL);
+-- one segmentation per window, each checked three ways: compiled, per row, and written by hand (windows are
+-- computed on UTC's calendar, which the hand-written SQL gets from the session's time zone)
+SET TimeZone = 'UTC';
+CREATE FUNCTION plan_window(rule jsonb, by_hand text) RETURNS TABLE (plan text, has_members boolean, differing_per_row bigint, differing_by_hand bigint)
+LANGUAGE plpgsql AS $$
+DECLARE q text := 'SELECT segments.segment_of(t, ''plan_window'') FROM plan_times t'; members bigint;
+BEGIN
+    INSERT INTO segments.segmentation (name, source, key_column) VALUES ('plan_window', 'plan_times', 'id');
+    INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES ('plan_window', 'in', 1, rule);
+    plan := plan_of(q);
+    EXECUTE format('SELECT count(*) FILTER (WHERE c = ''in''), count(*) FILTER (WHERE c IS DISTINCT FROM p),
+                           count(*) FILTER (WHERE c IS DISTINCT FROM CASE WHEN coalesce(%s, false) THEN ''in'' ELSE ''Unsegmented'' END)
+                    FROM (SELECT t.*, segments.segment_of(t, ''plan_window'') AS c,
+                                 segments.segment_of(t, (SELECT ''plan_window''::text)) AS p FROM plan_times t) x', by_hand)
+        INTO members, differing_per_row, differing_by_hand;
+    -- how many depends on today's date (month lengths): that there are some, and not all
+    has_members := members BETWEEN 1 AND 6000;
+    DELETE FROM segments.segmentation WHERE name = 'plan_window';
+    RETURN NEXT;
+END $$;
+SELECT w.rule, r.* FROM (VALUES
+  ('{"attr": "tz", "op": "within", "value": "1 month"}'::jsonb, 'tz >= now() - interval ''1 month'''),
+  ('{"attr": "tz", "op": "older_than", "value": "1 year 2 days"}', 'tz < now() - interval ''1 year 2 days'''),
+  ('{"attr": "tz", "op": "within_next", "value": "3 weeks 12 hours"}', 'tz BETWEEN now() AND now() + interval ''3 weeks 12 hours'''),
+  ('{"attr": "tz", "op": "later_than", "value": "5 months"}', 'tz > now() + interval ''5 months'''),
+  ('{"attr": "ts", "op": "within", "value": "90 min"}', 'ts >= localtimestamp - interval ''90 minutes'''),
+  ('{"attr": "ts", "op": "later_than", "value": "2 years"}', 'ts > localtimestamp + interval ''2 years'''),
+  ('{"attr": "d", "op": "within_next", "value": "45 days"}', 'd BETWEEN current_date AND localtimestamp + interval ''45 days'''),
+  ('{"attr": "d", "op": "older_than", "value": "1 month"}', 'd < localtimestamp - interval ''1 month'''),
+  ('{"attr": "d", "op": "within", "value": "1 year"}', 'd >= localtimestamp - interval ''1 year''')
+) w(rule, by_hand) CROSS JOIN LATERAL plan_window(w.rule, w.by_hand) r;
+-- the same in another time zone (a month back across a daylight saving change): compiled and per row agree
+SET TimeZone = 'America/New_York';
+SELECT w.rule, r.plan, r.has_members, r.differing_per_row FROM (VALUES
+  ('{"attr": "tz", "op": "within", "value": "1 month"}'::jsonb), ('{"attr": "tz", "op": "older_than", "value": "1 year 2 days"}'),
+  ('{"attr": "ts", "op": "within_next", "value": "8 months"}'), ('{"attr": "d", "op": "within_next", "value": "45 days"}')
+) w(rule) CROSS JOIN LATERAL plan_window(w.rule, 'true') r;
+RESET TimeZone;
+DROP FUNCTION plan_window(jsonb, text);
+
+-- within / older_than keep each execution's own time: the same cached plan, two clocks (the row is seen a
+-- second ahead: within the last 2 seconds now, not 3.5 seconds later)
+SET plan_cache_mode = force_generic_plan;
+INSERT INTO plan_seen VALUES (1, clock_timestamp() + interval '1 second'), (2, clock_timestamp() - interval '1 hour');
 PREPARE just_seen AS SELECT count(*) FILTER (WHERE segments.segment_of(s, 'plan_clock') = 'just seen') AS just_seen FROM plan_seen s;
+SELECT plan_of('EXECUTE just_seen') AS plan;
 EXECUTE just_seen;
-SELECT pg_sleep(2.5);
+SELECT pg_sleep(3.5);
 EXECUTE just_seen;
+RESET plan_cache_mode;
 
 DEALLOCATE fiber_count;
 DEALLOCATE just_seen;
 DROP MATERIALIZED VIEW plan_tier_sizes;
 DROP FUNCTION fiber_everywhere(numeric, boolean), fiber_count_plpgsql(), fiber_rows_plpgsql(), fiber_count_sql(), plan_of(text);
 DELETE FROM segments.segmentation WHERE name IN ('plan_tier', 'plan_clock');
-DROP TABLE plan_seen;
+DROP TABLE plan_seen, plan_times;
