@@ -1,5 +1,7 @@
 -- segment_of over 1,000,000 synthetic accounts with 6 segments of 1-3 conditions, against the same
--- classification hand-written as CASE, and against segments.to_sql's generated expression.
+-- classification hand-written as CASE, and against segments.to_sql's generated expression. segment_of(a,
+-- 'bench') is compiled into the plan; segment_of(a, (SELECT 'bench')) names the segmentation through a
+-- subquery, which is not a constant, and shows the per-row call (0.2.0 before plan-time compilation).
 DROP TABLE IF EXISTS bench.accounts CASCADE;
 CREATE TABLE bench.accounts AS
 SELECT i AS id,
@@ -34,6 +36,7 @@ SET max_parallel_workers_per_gather = 0;
 INSERT INTO results VALUES
   ('serial', 'hand-written CASE', bench.time_ms(format('SELECT %s AS s, count(*) FROM bench.accounts GROUP BY 1', :'case_sql'))),
   ('serial', 'segment_of(a)', bench.time_ms($$SELECT segments.segment_of(a, 'bench'), count(*) FROM bench.accounts a GROUP BY 1$$)),
+  ('serial', 'segment_of(a), per-row call', bench.time_ms($$SELECT segments.segment_of(a, (SELECT 'bench')), count(*) FROM bench.accounts a GROUP BY 1$$)),
   ('serial', 'to_sql expression', bench.time_ms(:'to_sql_query'));
 SET max_parallel_workers_per_gather = 2;
 SET parallel_setup_cost = 0;
@@ -41,6 +44,7 @@ SET parallel_tuple_cost = 0;
 INSERT INTO results VALUES
   ('parallel', 'hand-written CASE', bench.time_ms(format('SELECT %s AS s, count(*) FROM bench.accounts GROUP BY 1', :'case_sql'))),
   ('parallel', 'segment_of(a)', bench.time_ms($$SELECT segments.segment_of(a, 'bench'), count(*) FROM bench.accounts a GROUP BY 1$$)),
+  ('parallel', 'segment_of(a), per-row call', bench.time_ms($$SELECT segments.segment_of(a, (SELECT 'bench')), count(*) FROM bench.accounts a GROUP BY 1$$)),
   ('parallel', 'to_sql expression', bench.time_ms(:'to_sql_query'));
 
 SELECT r.mode, r.query, round(r.ms::numeric, 1) AS ms,
