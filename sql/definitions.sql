@@ -632,9 +632,10 @@ CREATE FUNCTION segments._segment_of_support(internal) RETURNS internal
     AS 'MODULE_PATHNAME', '_segment_of_support' LANGUAGE c STRICT;
 ALTER FUNCTION segments.segment_of(record, text) SUPPORT segments._segment_of_support;
 ALTER FUNCTION segments.segment_path(record, text) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments.segments_of(record, text) SUPPORT segments._segment_of_support;
 ALTER FUNCTION segments.classify(record, jsonb) SUPPORT segments._segment_of_support;
 COMMENT ON FUNCTION segments._segment_of_support(internal) IS
-    'Planner support of segment_of, segment_path and classify: compiles a constant segmentation into the plan';
+    'Planner support of segment_of, segment_path, segments_of and classify: compiles a constant segmentation into the plan';
 
 COMMENT ON FUNCTION segments.to_sql(text) IS
     'The segmentation compiled to a plain SQL CASE expression over the source''s columns';

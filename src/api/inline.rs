@@ -1,8 +1,9 @@
-//! Plan-time compilation: the planner support function of segment_of, segment_path and classify.
+//! Plan-time compilation: the planner support function of segment_of, segment_path, segments_of and classify.
 //!
 //! When the segmentation is a constant and the row is a table's own row, `segment_of(t, 'tier')` is replaced
-//! in the plan by the segmentation's CASE expression over t's columns (what `to_sql` prints), so no whole-row
-//! value is built and no definition is read per row. The plan then depends on the definitions: the
+//! in the plan by the segmentation's CASE expression over t's columns (what `to_sql` prints; for
+//! segments_of, an array of the matching segments' names), so no whole-row value is built and no
+//! definition is read per row. The plan then depends on the definitions: the
 //! definition tables are added to its relation dependencies, and their triggers' relcache invalidations
 //! (`_definitions_changed`) make every cached plan (prepared statements, PL/pgSQL, plan caches of SQL
 //! functions) replan after a change; a materialized view replans on REFRESH.
@@ -19,7 +20,7 @@ use super::c_function;
 use super::classify::load_ruleset_json;
 use super::row::{jsonb_value, varlena_bytes, TupleColumns};
 use super::security::{read_first, with_safe_search_path};
-use crate::rules::sql::{to_sql_labelled, Label};
+use crate::rules::sql::{to_sql_labelled, to_sql_matches, Label};
 use crate::rules::RulesetDef;
 use pgrx::pg_sys;
 use std::ffi::{c_int, CStr, CString};
@@ -70,6 +71,12 @@ unsafe fn node_is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     unsafe { !node.is_null() && (*node).type_ == tag }
 }
 
+/// What the call answers: a segment's name or path (a CASE), or every match (an array).
+enum Answer {
+    Label(Label),
+    Matches,
+}
+
 /// The replacement of one call, or None to keep it.
 unsafe fn compiled_call(
     root: *mut pg_sys::PlannerInfo,
@@ -85,10 +92,14 @@ unsafe fn compiled_call(
         }
         let function = CStr::from_ptr(pg_sys::get_func_name((*call).funcid));
         let schema = pg_sys::get_func_namespace((*call).funcid);
-        let (label, def) = match function.to_bytes() {
-            b"segment_of" => (Label::Name, named_ruleset(args[1])?),
-            b"segment_path" => (Label::Path, named_ruleset(args[1])?),
-            b"classify" => (Label::Name, ruleset_argument(args[1], schema)?),
+        let (answer, def) = match function.to_bytes() {
+            b"segment_of" => (Answer::Label(Label::Name), named_ruleset(args[1])?),
+            b"segment_path" => (Answer::Label(Label::Path), named_ruleset(args[1])?),
+            b"segments_of" => (Answer::Matches, named_ruleset(args[1])?),
+            b"classify" => (
+                Answer::Label(Label::Name),
+                ruleset_argument(args[1], schema)?,
+            ),
             _ => return None,
         };
         let (relid, varno) = own_row_of(root, args[0])?;
@@ -101,7 +112,11 @@ unsafe fn compiled_call(
         if ruleset.reads_related() || (def.as_of.is_some() && ruleset.reads_clock()) {
             return None;
         }
-        let expr = parse_expression(&to_sql_labelled(&ruleset, label), relid)?;
+        let (sql, type_oid) = match answer {
+            Answer::Label(label) => (to_sql_labelled(&ruleset, label), pg_sys::TEXTOID),
+            Answer::Matches => (to_sql_matches(&ruleset), pg_sys::TEXTARRAYOID),
+        };
+        let expr = parse_expression(&sql, relid, type_oid)?;
         ChangeVarNodes(expr, 1, varno, 0);
         let expr = pg_sys::eval_const_expressions(root, expr);
 
@@ -217,8 +232,13 @@ unsafe fn nullable(node: *mut pg_sys::Node, varno: c_int, under_outer: bool) -> 
     }
 }
 
-/// The expression `sql` as parse analysis gives it in `SELECT sql FROM relation` (its Vars at index 1).
-unsafe fn parse_expression(sql: &str, relid: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+/// The expression `sql` as parse analysis gives it in `SELECT sql FROM relation` (its Vars at index 1), if
+/// it has the type of the call it replaces.
+unsafe fn parse_expression(
+    sql: &str,
+    relid: pg_sys::Oid,
+    type_oid: pg_sys::Oid,
+) -> Option<*mut pg_sys::Node> {
     unsafe {
         let schema = CStr::from_ptr(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)));
         let name = CStr::from_ptr(pg_sys::get_rel_name(relid));
@@ -244,6 +264,6 @@ unsafe fn parse_expression(sql: &str, relid: pg_sys::Oid) -> Option<*mut pg_sys:
             let target = list_items::<pg_sys::TargetEntry>((*analyzed).targetList)[0];
             (*target).expr as *mut pg_sys::Node
         });
-        (pg_sys::exprType(expr) == pg_sys::TEXTOID).then_some(expr)
+        (pg_sys::exprType(expr) == type_oid).then_some(expr)
     }
 }

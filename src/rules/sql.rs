@@ -481,18 +481,9 @@ fn case_sql(rs: &Ruleset, form: Form, label: Label) -> String {
     match rs.mode {
         Mode::Exclusive => level_sql(rs, &rs.roots, &default, form, label),
         Mode::Overlapping => {
-            // first match in priority order, where a match needs the segment's ancestors to match too
+            // first match in priority order
             let whens: Vec<String> = (0..rs.segments.len())
-                .map(|i| {
-                    let mut conds = vec![];
-                    let mut at = Some(i);
-                    while let Some(j) = at {
-                        conds.push(expr_sql_in(&rs.segments[j].expr, form));
-                        at = rs.segments[j].parent;
-                    }
-                    conds.reverse();
-                    format!("WHEN {} THEN {}", conds.join(" AND "), label.of(rs, i))
-                })
+                .map(|i| format!("WHEN {} THEN {}", match_sql(rs, i, form), label.of(rs, i)))
                 .collect();
             if whens.is_empty() {
                 return default;
@@ -500,6 +491,35 @@ fn case_sql(rs: &Ruleset, form: Form, label: Label) -> String {
             format!("CASE {} ELSE {default} END", whens.join(" "))
         }
     }
+}
+
+/// Whether the row matches segment `i`: its rule and its ancestors' rules.
+fn match_sql(rs: &Ruleset, i: usize, form: Form) -> String {
+    let mut conds = vec![];
+    let mut at = Some(i);
+    while let Some(j) = at {
+        conds.push(expr_sql_in(&rs.segments[j].expr, form));
+        at = rs.segments[j].parent;
+    }
+    conds.reverse();
+    conds.join(" AND ")
+}
+
+/// Every segment the row matches, in priority order, as a `text[]`: what `segments_of` answers.
+pub fn to_sql_matches(rs: &Ruleset) -> String {
+    let each: Vec<String> = (0..rs.segments.len())
+        .map(|i| {
+            let name = Label::Name.of(rs, i);
+            format!(
+                "CASE WHEN {} THEN {name} END",
+                match_sql(rs, i, Form::Expression)
+            )
+        })
+        .collect();
+    format!(
+        "pg_catalog.array_remove(ARRAY[{}]::pg_catalog.text[], NULL::pg_catalog.text)",
+        each.join(", ")
+    )
 }
 
 fn level_sql(rs: &Ruleset, level: &[usize], otherwise: &str, form: Form, label: Label) -> String {

@@ -1,6 +1,7 @@
 -- Plan-time compilation: when the segmentation is a constant and the row is a table's own row, the planner
--- replaces segment_of, segment_path and classify(row, ruleset) by the segmentation's CASE over the row's
--- columns. Results are the same as the per-row path's, and no cached plan serves a stale definition.
+-- replaces segment_of, segment_path, segments_of and classify(row, ruleset) by the segmentation's CASE (an
+-- array of matches for segments_of) over the row's columns. Results are the same as the per-row path's,
+-- and no cached plan serves a stale definition.
 SET client_min_messages = warning;
 CREATE TABLE plan_seen (id int PRIMARY KEY, seen_at timestamptz);
 INSERT INTO segments.segmentation (name, source, key_column) VALUES ('plan_clock', 'plan_seen', 'id');
@@ -15,31 +16,34 @@ INSERT INTO segments.segment (segmentation, name, parent, priority, rule) VALUES
 -- the plan holds the CASE, not the call
 EXPLAIN (VERBOSE, COSTS OFF) SELECT segments.segment_of(c, 'plan_tier') FROM telco.customers c;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT segments.segment_path(c, 'plan_tier') FROM telco.customers c;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT segments.segments_of(c, 'plan_tier') FROM telco.customers c;
 
 -- which calls are compiled: 'compiled' when no pg_segments function is left in the plan's output
 CREATE FUNCTION plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE line text; calls boolean := false;
 BEGIN
     FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
-        calls := calls OR line ~ 'segments\.(segment_of|segment_path|classify)\(';
+        calls := calls OR line ~ 'segments\.(segment_of|segment_path|segments_of|classify|explain)\(';
     END LOOP;
     RETURN CASE WHEN calls THEN 'per-row' ELSE 'compiled' END;
 END $$;
 SELECT q, plan_of(q) FROM (VALUES
   ('SELECT segments.segment_of(c, ''plan_tier'') FROM telco.customers c'),
   ('SELECT segments.segment_path(c, ''value'') FROM telco.customers c'),
+  ('SELECT segments.segments_of(c, ''tags'') FROM telco.customers c'),
   ('SELECT segments.classify(c, segments.ruleset(''contract'')) FROM telco.customers c'),
   ('SELECT segments.classify(c, ''{"segmentation": "old", "segments": [{"name": "Old", "rule": {"attr": "tenure", "op": ">", "value": 60}}]}'') FROM telco.customers c'),
   ('SELECT count(*) FROM telco.customers c WHERE segments.segment_of(c, ''plan_tier'') = ''Fiber'''),
   ('SELECT segments.segment_of(c, ''plan_tier''), count(*) FROM telco.customers c GROUP BY 1'),
   -- kept per row: a segmentation that is not a constant, a row that is not a table's own, the nullable side
   -- of an outer join, rules that read related tables, a constant ruleset with its own as_of and time
-  -- windows, an unknown segmentation
+  -- windows, an unknown segmentation, and explain (always per row)
+  ('SELECT segments.explain(c, ''value'') FROM telco.customers c'),
   ('SELECT segments.segment_of(c, (SELECT ''plan_tier'')) FROM telco.customers c'),
   ('SELECT segments.segment_of(s.c, s.name) FROM (SELECT c, ''plan_tier''::text AS name FROM telco.customers c OFFSET 0) s'),
   ('SELECT segments.classify(ROW(c.monthly_charges), segments.ruleset(''plan_tier'')) FROM telco.customers c'),
   ('SELECT segments.segment_of(c, ''plan_tier'') FROM (SELECT 1) x LEFT JOIN telco.customers c ON true'),
-  ('SELECT segments.segment_of(c, ''plan_tier'') FROM telco.customers c LEFT JOIN (SELECT 1) x ON true'),
+  ('SELECT segments.segment_of(c, ''plan_tier'') FROM telco.customers c LEFT JOIN (SELECT 1) x ON true'),  -- the preserved side: compiled
   ('SELECT segments.segment_of(l, ''activity'') FROM telco.logins l'),  -- within / older_than an explicit as_of: compiled
   ('SELECT segments.segment_of(s, ''plan_clock'') FROM plan_seen s'),  -- within the last 2 seconds: bounds from now()
   ('SELECT segments.classify(s, ''{"segmentation": "c", "as_of": "2025-01-01", "segments": [{"name": "recent", "rule": {"attr": "seen_at", "op": "within", "value": "1 day"}}]}'') FROM plan_seen s'),
@@ -47,21 +51,22 @@ SELECT q, plan_of(q) FROM (VALUES
   ('SELECT segments.segment_of(c, ''no_such_segmentation'') FROM telco.customers c')
 ) t(q);
 
--- compiled and per-row answers agree on every row, for every segmentation over the Telco table
-SELECT s.name AS segmentation, count(*) AS rows,
-       count(*) FILTER (WHERE compiled IS DISTINCT FROM per_row) AS differing,
-       count(*) FILTER (WHERE compiled_path IS DISTINCT FROM per_row_path) AS differing_paths
-FROM segments.segmentation s
-CROSS JOIN LATERAL (
-    SELECT CASE s.name WHEN 'contract' THEN segments.segment_of(c, 'contract') WHEN 'value' THEN segments.segment_of(c, 'value')
-                       WHEN 'plan_tier' THEN segments.segment_of(c, 'plan_tier') END AS compiled,
-           segments.segment_of(c, s.name) AS per_row,
-           CASE s.name WHEN 'contract' THEN segments.segment_path(c, 'contract') WHEN 'value' THEN segments.segment_path(c, 'value')
-                       WHEN 'plan_tier' THEN segments.segment_path(c, 'plan_tier') END AS compiled_path,
-           segments.segment_path(c, s.name) AS per_row_path
-    FROM telco.customers c) x
-WHERE s.name IN ('contract', 'value', 'plan_tier')
-GROUP BY 1 ORDER BY 1;
+-- compiled and per-row answers agree on every row of every segmentation the tests have defined (plain
+-- columns, arrays, JSON fields, time windows, points, k-means, references, behavioral conditions)
+CREATE FUNCTION plan_differences(segmentation text, OUT plan text, OUT rows bigint, OUT differing bigint,
+                                 OUT differing_paths bigint, OUT differing_matches bigint) LANGUAGE plpgsql AS $$
+DECLARE source text := (SELECT g.source::text FROM segments.segmentation g WHERE g.name = segmentation);
+BEGIN
+    plan := plan_of(format('SELECT segments.segment_of(t, %L), segments.segment_path(t, %L), segments.segments_of(t, %L) FROM %s t',
+                           segmentation, segmentation, segmentation, source));
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE segments.segment_of(t, %1$L) IS DISTINCT FROM segments.segment_of(t, (SELECT %1$L::text))),
+                           count(*) FILTER (WHERE segments.segment_path(t, %1$L) IS DISTINCT FROM segments.segment_path(t, (SELECT %1$L::text))),
+                           count(*) FILTER (WHERE segments.segments_of(t, %1$L) IS DISTINCT FROM segments.segments_of(t, (SELECT %1$L::text)))
+                    FROM %2$s t', segmentation, source)
+        INTO rows, differing, differing_paths, differing_matches;
+END $$;
+SELECT g.name AS segmentation, g.mode, d.* FROM segments.segmentation g CROSS JOIN LATERAL plan_differences(g.name) d ORDER BY 1;
+DROP FUNCTION plan_differences(text);
 -- and the counts equal plain SQL
 SELECT segments.segment_path(c, 'plan_tier') AS path, count(*) AS accounts,
        count(*) = CASE segments.segment_path(c, 'plan_tier')
