@@ -41,7 +41,8 @@ pub(super) fn feature_names(features: Vec<Option<String>>) -> Vec<String> {
         .collect()
 }
 
-/// Reads the features of every row into a flat buffer; rows with a NULL feature are skipped and counted.
+/// Reads the features of every row into a flat buffer, in the order of their values (whatever order the
+/// relation gives them in); rows with a NULL feature are skipped and counted.
 fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
     if features.is_empty() {
         raise(SegError::invalid_argument(
@@ -86,7 +87,9 @@ fn read_points(rel: &PgRelation, features: &[String]) -> (Points, usize) {
     if skipped > 0 {
         pgrx::notice!("k-means skipped {skipped} rows with a NULL feature");
     }
-    (Points { d, data }, skipped)
+    let mut points = Points { d, data };
+    points.sort_rows();
+    (points, skipped)
 }
 
 /// Runs a query through a cursor, 50,000 rows at a time, handing each row to `each` deformed in Rust.

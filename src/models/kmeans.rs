@@ -37,6 +37,25 @@ impl Points {
         &self.data[i * self.d..(i + 1) * self.d]
     }
 
+    /// Puts the rows in ascending order of their values (feature by feature): a relation's rows come in no
+    /// particular order (a distributed table's differ from run to run), and with the rows sorted, seeding,
+    /// sums and ties, hence the clustering, depend only on the multiset of rows and the seed.
+    pub fn sort_rows(&mut self) {
+        let d = self.d;
+        if d == 0 {
+            return;
+        }
+        let mut rows: Vec<&[f64]> = self.data.chunks_exact(d).collect();
+        rows.sort_by(|a, b| {
+            a.iter()
+                .zip(b.iter())
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        self.data = rows.concat();
+    }
+
     /// Centers each feature on its mean and divides by its (population) standard deviation, as scikit-learn's
     /// StandardScaler does; returns (center, scale). A constant feature keeps scale 1.
     pub fn standardize(&mut self) -> (Vec<f64>, Vec<f64>) {
@@ -349,6 +368,35 @@ mod tests {
         // each cluster: 4 points at distance² 0.02 from their center
         assert!((a.total_inertia() - 12.0 * 0.02).abs() < 1e-12);
         assert!(silhouette(&p, &a.labels, 3) > 0.95);
+    }
+
+    #[test]
+    fn sorted_rows_cluster_alike_whatever_their_order() {
+        // overlapping groups, where seeding decides the optimum reached
+        let mut data = vec![];
+        for i in 0..60 {
+            let x = (i * 37 % 60) as f64 / 7.0;
+            data.extend([x, (x * 1.7).sin() * 3.0 + (i % 4) as f64]);
+        }
+        let mut a = Points {
+            d: 2,
+            data: data.clone(),
+        };
+        let mut reversed: Vec<f64> = data.chunks_exact(2).rev().flatten().copied().collect();
+        reversed.rotate_left(14);
+        let mut b = Points {
+            d: 2,
+            data: reversed,
+        };
+        a.sort_rows();
+        b.sort_rows();
+        assert_eq!(a.data, b.data);
+        let (ca, cb) = (
+            kmeans(&a, 4, 3, 2, 100).unwrap(),
+            kmeans(&b, 4, 3, 2, 100).unwrap(),
+        );
+        assert_eq!(ca.labels, cb.labels);
+        assert_eq!(ca.total_inertia().to_bits(), cb.total_inertia().to_bits());
     }
 
     #[test]

@@ -16,6 +16,17 @@ SELECT abs(sum(c.inertia) - (SELECT sum(inertia) FROM segments.kmeans('models.ma
                FROM models.mall m) d)) < 1e-6 AS inertia_is_within_cluster_ss
 FROM c;
 
+-- the same rows in other orders (as a distributed table returns them) give the same clusters, to the bit
+CREATE TABLE models.mall_reversed AS SELECT * FROM models.mall ORDER BY customer_id DESC;
+CREATE TABLE models.mall_shuffled AS SELECT * FROM models.mall ORDER BY md5(customer_id::text);
+SELECT t AS copy,
+       (SELECT array_agg(array[size::float8, inertia] || centroid ORDER BY cluster) FROM segments.kmeans(t::regclass, ARRAY['income', 'spending_score'], 5, seed => 3, standardize => true))
+     = (SELECT array_agg(array[size::float8, inertia] || centroid ORDER BY cluster) FROM segments.kmeans('models.mall', ARRAY['income', 'spending_score'], 5, seed => 3, standardize => true)) AS same_kmeans,
+       (SELECT array_agg(array[inertia, silhouette] ORDER BY k) FROM segments.choose_k(t::regclass, ARRAY['income', 'spending_score'], 2, 6, sample_size => 50))
+     = (SELECT array_agg(array[inertia, silhouette] ORDER BY k) FROM segments.choose_k('models.mall', ARRAY['income', 'spending_score'], 2, 6, sample_size => 50)) AS same_choose_k
+FROM unnest(ARRAY['models.mall_reversed', 'models.mall_shuffled']) t;
+DROP TABLE models.mall_reversed, models.mall_shuffled;
+
 -- choosing k: inertia falls with k; the silhouette peaks at 5 on these data
 SELECT k, round(inertia::numeric, 2) AS inertia, round(silhouette::numeric, 4) AS silhouette
 FROM segments.choose_k('models.mall', ARRAY['income', 'spending_score'], 2, 7);
