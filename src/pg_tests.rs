@@ -53,4 +53,47 @@ mod tests {
         Spi::get_one::<String>("SELECT segments.segment_of(a, 'nope') FROM accounts a LIMIT 1")
             .unwrap();
     }
+
+    /// Citus's combine step on the coordinator calls an aggregate's final function with no calling
+    /// expression: a composite result is built from the function's declared type all the same.
+    #[pg_test]
+    fn composite_results_need_no_calling_expression() {
+        let state = Spi::get_one::<Vec<f64>>(
+            "SELECT segments._nps_ci_accum(segments._nps_ci_accum(segments._nps_ci_accum('{0,0,0,0}', 10), 9), 3)",
+        )
+        .unwrap()
+        .unwrap();
+        let expected = Spi::get_one::<String>(&format!(
+            "SELECT segments._nps_ci_final('{{{}}}'::float8[])::text",
+            state
+                .iter()
+                .map(f64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .unwrap()
+        .unwrap();
+        let final_fn = Spi::get_one::<pg_sys::Oid>(
+            "SELECT 'segments._nps_ci_final(float8[])'::regprocedure::oid",
+        )
+        .unwrap()
+        .unwrap();
+        let estimate = Spi::get_one::<pg_sys::Oid>("SELECT 'segments.estimate'::regtype::oid")
+            .unwrap()
+            .unwrap();
+        let got = unsafe {
+            let result = pg_sys::OidFunctionCall1Coll(
+                final_fn,
+                pg_sys::InvalidOid,
+                state.into_datum().unwrap(),
+            );
+            let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+            pg_sys::getTypeOutputInfo(estimate, &mut output, &mut varlena);
+            std::ffi::CStr::from_ptr(pg_sys::OidOutputFunctionCall(output, result))
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(got, expected);
+        assert!(got.starts_with("(33.3"), "{got}");
+    }
 }

@@ -83,21 +83,33 @@ macro_rules! c_function {
 }
 pub(crate) use c_function;
 
-/// Builds a value of the function's declared composite return type.
+/// Builds a value of the function's declared composite return type: from the calling expression when there
+/// is one, else from the function's own declaration (a final function called with no expression, as in
+/// Citus's combine step on the coordinator).
 pub unsafe fn composite(
     fcinfo: pg_sys::FunctionCallInfo,
     values: &[Option<pg_sys::Datum>],
 ) -> pg_sys::Datum {
     unsafe {
-        let rettype = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
-        let desc = pg_sys::lookup_rowtype_tupdesc(rettype, -1);
+        let mut type_oid = pg_sys::InvalidOid;
+        let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
+        let class = pg_sys::get_call_result_type(fcinfo, &mut type_oid, &mut desc);
+        if class != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || desc.is_null() {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "function returning a composite type called in a context that cannot accept one"
+                    .into(),
+                None,
+                None,
+            );
+        }
+        let desc = pg_sys::BlessTupleDesc(desc);
         let datums: Vec<pg_sys::Datum> = values
             .iter()
             .map(|v| v.unwrap_or(pg_sys::Datum::from(0)))
             .collect();
         let mut nulls: Vec<bool> = values.iter().map(|v| v.is_none()).collect();
         let tuple = pg_sys::heap_form_tuple(desc, datums.as_ptr() as *mut _, nulls.as_mut_ptr());
-        row::release_tupdesc(desc);
         pg_sys::Datum::from((*tuple).t_data)
     }
 }
