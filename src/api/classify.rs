@@ -63,6 +63,21 @@ thread_local! {
     static INVALIDATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// Registers `forget_rulesets` (once per backend): what is kept of the definitions is forgotten on change.
+pub fn listen_for_definition_changes() {
+    if !LISTENING.with(|l| l.replace(true)) {
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_rulesets), pg_sys::Datum::from(0))
+        };
+    }
+}
+
+/// How many relcache invalidations this backend has seen: a value computed from the definitions is valid
+/// while the count stays the same.
+pub fn invalidations() -> u64 {
+    INVALIDATIONS.get()
+}
+
 /// Relcache invalidation callback: the definition tables' triggers send one on every change (at the end of
 /// the statement for this backend, at commit for the others).
 unsafe extern "C-unwind" fn forget_rulesets(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
@@ -80,11 +95,7 @@ unsafe extern "C-unwind" fn forget_rulesets(_arg: pg_sys::Datum, _relid: pg_sys:
 /// invalidation of a later change may already have been processed), and only if no invalidation arrived
 /// while reading.
 pub fn load_ruleset_json(name: Option<&str>) -> serde_json::Value {
-    if !LISTENING.with(|l| l.replace(true)) {
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(Some(forget_rulesets), pg_sys::Datum::from(0))
-        };
-    }
+    listen_for_definition_changes();
     let key = name.map(str::to_string);
     if let Some(json) = RULESETS.with(|c| c.borrow().get(&key).cloned()) {
         return json;

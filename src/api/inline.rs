@@ -17,12 +17,14 @@
 //! compares with its own transaction's time, as the per-row call does.
 
 use super::c_function;
-use super::classify::load_ruleset_json;
+use super::classify::{invalidations, listen_for_definition_changes, load_ruleset_json};
 use super::row::{jsonb_value, varlena_bytes, TupleColumns};
 use super::security::{read_first, with_safe_search_path};
 use crate::rules::sql::{to_sql_labelled, to_sql_matches, Label};
 use crate::rules::RulesetDef;
 use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{c_int, CStr, CString};
 
 unsafe extern "C-unwind" {
@@ -72,9 +74,25 @@ unsafe fn node_is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
 }
 
 /// What the call answers: a segment's name or path (a CASE), or every match (an array).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Answer {
     Label(Label),
     Matches,
+}
+
+/// The definitions a call classifies with: a constant segmentation name (NULL: the only one), or a
+/// constant ruleset.
+enum Definitions {
+    Named(Option<String>),
+    Given(RulesetDef),
+}
+
+thread_local! {
+    /// The SQL each (answer, segmentation, relation) compiles to (None: keep the call), so that planning a
+    /// statement again skips reading and compiling the definitions. Valid while no relcache invalidation
+    /// arrives: one comes with every change to a definition and to a relation's columns.
+    static COMPILED: RefCell<(u64, HashMap<(Answer, Option<String>, u32), Option<String>>)> =
+        RefCell::new((0, HashMap::new()));
 }
 
 /// The replacement of one call, or None to keep it.
@@ -92,10 +110,16 @@ unsafe fn compiled_call(
         }
         let function = CStr::from_ptr(pg_sys::get_func_name((*call).funcid));
         let schema = pg_sys::get_func_namespace((*call).funcid);
-        let (answer, def) = match function.to_bytes() {
-            b"segment_of" => (Answer::Label(Label::Name), named_ruleset(args[1])?),
-            b"segment_path" => (Answer::Label(Label::Path), named_ruleset(args[1])?),
-            b"segments_of" => (Answer::Matches, named_ruleset(args[1])?),
+        let (answer, definitions) = match function.to_bytes() {
+            b"segment_of" => (
+                Answer::Label(Label::Name),
+                Definitions::Named(constant_name(args[1])?),
+            ),
+            b"segment_path" => (
+                Answer::Label(Label::Path),
+                Definitions::Named(constant_name(args[1])?),
+            ),
+            b"segments_of" => (Answer::Matches, Definitions::Named(constant_name(args[1])?)),
             b"classify" => (
                 Answer::Label(Label::Name),
                 ruleset_argument(args[1], schema)?,
@@ -103,18 +127,18 @@ unsafe fn compiled_call(
             _ => return None,
         };
         let (relid, varno) = own_row_of(root, args[0])?;
-
-        let columns = TupleColumns::of_relation(relid, "the classified rows");
-        let now = pg_sys::GetCurrentTransactionStartTimestamp();
-        let ruleset = super::related::try_compile_ruleset(&def, &columns, now).ok()?;
-        // time windows become bounds computed from now() at execution; a window anchored at a ruleset's
-        // own as_of (a constant classify ruleset) is not written that way: keep the call
-        if ruleset.reads_related() || (def.as_of.is_some() && ruleset.reads_clock()) {
-            return None;
-        }
-        let (sql, type_oid) = match answer {
-            Answer::Label(label) => (to_sql_labelled(&ruleset, label), pg_sys::TEXTOID),
-            Answer::Matches => (to_sql_matches(&ruleset), pg_sys::TEXTARRAYOID),
+        let sql = match definitions {
+            Definitions::Named(name) => {
+                let key = (answer, name, relid.to_u32());
+                cached(key, |(_, name, _)| {
+                    compiled_sql(answer, &read_named(name.as_deref())?, relid)
+                })?
+            }
+            Definitions::Given(def) => compiled_sql(answer, &def, relid)?,
+        };
+        let type_oid = match answer {
+            Answer::Label(_) => pg_sys::TEXTOID,
+            Answer::Matches => pg_sys::TEXTARRAYOID,
         };
         let expr = parse_expression(&sql, relid, type_oid)?;
         ChangeVarNodes(expr, 1, varno, 0);
@@ -131,37 +155,94 @@ unsafe fn compiled_call(
     }
 }
 
-/// The definitions of a constant segmentation name (NULL: the only one), if it exists.
-unsafe fn named_ruleset(arg: *mut pg_sys::Node) -> Option<RulesetDef> {
+/// The SQL of a ruleset over a relation's rows, if it can replace the call.
+unsafe fn compiled_sql(answer: Answer, def: &RulesetDef, relid: pg_sys::Oid) -> Option<String> {
+    unsafe {
+        let columns = TupleColumns::of_relation(relid, "the classified rows");
+        let now = pg_sys::GetCurrentTransactionStartTimestamp();
+        let ruleset = super::related::try_compile_ruleset(def, &columns, now).ok()?;
+        // time windows become bounds computed from now() at execution; a window anchored at a ruleset's
+        // own as_of (a constant classify ruleset) is not written that way: keep the call
+        if ruleset.reads_related() || (def.as_of.is_some() && ruleset.reads_clock()) {
+            return None;
+        }
+        Some(match answer {
+            Answer::Label(label) => to_sql_labelled(&ruleset, label),
+            Answer::Matches => to_sql_matches(&ruleset),
+        })
+    }
+}
+
+/// `compute(key)`, kept for later planning unless read under a transaction snapshot (REPEATABLE READ,
+/// SERIALIZABLE: the definitions of its snapshot) or while an invalidation arrived (see
+/// `classify::load_ruleset_json`, which keeps definitions by the same rules).
+fn cached<K>(key: (Answer, Option<String>, u32), compute: K) -> Option<String>
+where
+    K: FnOnce(&(Answer, Option<String>, u32)) -> Option<String>,
+{
+    listen_for_definition_changes();
+    let snapshot = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
+    let seen = invalidations();
+    if !snapshot {
+        let hit = COMPILED.with(|c| {
+            let c = c.borrow();
+            (c.0 == seen).then(|| c.1.get(&key).cloned()).flatten()
+        });
+        if let Some(sql) = hit {
+            return sql;
+        }
+    }
+    let sql = compute(&key);
+    if !snapshot && invalidations() == seen {
+        COMPILED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != seen {
+                *c = (seen, HashMap::new());
+            }
+            c.1.insert(key, sql.clone());
+        });
+    }
+    sql
+}
+
+/// The segmentation a constant names (NULL: the only one).
+unsafe fn constant_name(arg: *mut pg_sys::Node) -> Option<Option<String>> {
     unsafe {
         if !node_is(arg, pg_sys::NodeTag::T_Const) {
             return None;
         }
         let c = &*(arg as *const pg_sys::Const);
-        let name = (!c.constisnull)
-            .then(|| String::from_utf8_lossy(varlena_bytes(c.constvalue)).into_owned());
-        // an unknown name is reported by the per-row path, at execution (never while planning)
-        let exists = read_first(
-            c"SELECT count(*) = 1 FROM segments.segmentation WHERE $1 IS NULL OR name = $1",
-            &[name.as_deref()],
-            |d| d.is_some_and(|d| d.value() != 0),
-        );
-        if !exists {
-            return None;
-        }
-        RulesetDef::from_json(&load_ruleset_json(name.as_deref())).ok()
+        Some(
+            (!c.constisnull)
+                .then(|| String::from_utf8_lossy(varlena_bytes(c.constvalue)).into_owned()),
+        )
     }
 }
 
+/// The definitions of a named segmentation (NULL: the only one), if it exists.
+fn read_named(name: Option<&str>) -> Option<RulesetDef> {
+    // an unknown name is reported by the per-row path, at execution (never while planning)
+    let exists = read_first(
+        c"SELECT count(*) = 1 FROM segments.segmentation WHERE $1 IS NULL OR name = $1",
+        &[name],
+        |d| d.is_some_and(|d| d.value() != 0),
+    );
+    if !exists {
+        return None;
+    }
+    RulesetDef::from_json(&load_ruleset_json(name)).ok()
+}
+
 /// classify's ruleset: a constant jsonb, or `segments.ruleset(<constant>)`.
-unsafe fn ruleset_argument(arg: *mut pg_sys::Node, schema: pg_sys::Oid) -> Option<RulesetDef> {
+unsafe fn ruleset_argument(arg: *mut pg_sys::Node, schema: pg_sys::Oid) -> Option<Definitions> {
     unsafe {
         if node_is(arg, pg_sys::NodeTag::T_Const) {
             let c = &*(arg as *const pg_sys::Const);
             if c.constisnull || c.consttype != pg_sys::JSONBOID {
                 return None;
             }
-            return RulesetDef::from_json(&jsonb_value(c.constvalue, "ruleset").ok()?).ok();
+            let def = RulesetDef::from_json(&jsonb_value(c.constvalue, "ruleset").ok()?).ok()?;
+            return Some(Definitions::Given(def));
         }
         if !node_is(arg, pg_sys::NodeTag::T_FuncExpr) {
             return None;
@@ -173,7 +254,8 @@ unsafe fn ruleset_argument(arg: *mut pg_sys::Node, schema: pg_sys::Oid) -> Optio
         if !is_ruleset || inner.len() != 1 {
             return None;
         }
-        named_ruleset(inner[0])
+        // ruleset() stamps each execution's time as as_of, which bounds computed from now() are
+        Some(Definitions::Named(constant_name(inner[0])?))
     }
 }
 

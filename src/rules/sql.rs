@@ -447,7 +447,7 @@ pub fn expr_sql_in(e: &Expr, form: Form) -> String {
 
 /// What each branch of a segmentation's CASE answers: the segment's name (`segment_of`) or its path from
 /// the root (`segment_path`). The default segment is its own name either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Label {
     Name,
     Path,
