@@ -123,6 +123,21 @@ UPDATE segments.segmentation SET name = 'plan_tier' WHERE name = 'plan_tier_rena
 EXECUTE fiber_count;
 RESET plan_cache_mode;
 
+-- A column's type changed after a statement was compiled: the next planning compiles afresh (the backend's
+-- compiled SQL is forgotten with the relation's invalidation); a rule that no longer fits is the per-row error
+CREATE TABLE plan_alter (id int PRIMARY KEY, score int);
+INSERT INTO plan_alter SELECT i, i FROM generate_series(1, 20) i;
+INSERT INTO segments.segmentation (name, source, key_column) VALUES ('plan_alter', 'plan_alter', 'id');
+INSERT INTO segments.segment (segmentation, name, priority, rule) VALUES ('plan_alter', 'high', 1, '{"attr": "score", "op": ">=", "value": 15}');
+SELECT segments.segment_of(a, 'plan_alter') AS segment, count(*) FROM plan_alter a GROUP BY 1 ORDER BY 1;
+ALTER TABLE plan_alter ALTER COLUMN score TYPE text;
+SELECT * FROM error_of($$SELECT segments.segment_of(a, 'plan_alter') FROM plan_alter a$$);
+ALTER TABLE plan_alter ALTER COLUMN score TYPE numeric USING score::numeric / 2 + 5;
+SELECT segments.segment_of(a, 'plan_alter') AS segment, count(*), plan_of('SELECT segments.segment_of(a, ''plan_alter'') FROM plan_alter a') AS plan
+FROM plan_alter a GROUP BY 1 ORDER BY 1;
+DELETE FROM segments.segmentation WHERE name = 'plan_alter';
+DROP TABLE plan_alter;
+
 -- Time windows anchored at the current time are compiled as bounds computed from now(): compiled and
 -- per-row answers agree on times around now, for every window operator and time type, months at month ends
 CREATE TABLE plan_times (id int PRIMARY KEY, tz timestamptz, ts timestamp, d date);
