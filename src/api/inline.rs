@@ -314,37 +314,51 @@ unsafe fn nullable(node: *mut pg_sys::Node, varno: c_int, under_outer: bool) -> 
     }
 }
 
-/// The expression `sql` as parse analysis gives it in `SELECT sql FROM relation` (its Vars at index 1), if
-/// it has the type of the call it replaces.
+/// The expression `sql` analysed over the relation's columns (its Vars at range table index 1), if it has
+/// the type of the call it replaces. The relation is added by OID, not looked up by name: a view's owner may
+/// read a table in a schema the querying user cannot name.
 unsafe fn parse_expression(
     sql: &str,
     relid: pg_sys::Oid,
     type_oid: pg_sys::Oid,
 ) -> Option<*mut pg_sys::Node> {
     unsafe {
-        let schema = CStr::from_ptr(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)));
-        let name = CStr::from_ptr(pg_sys::get_rel_name(relid));
-        let quote = |s: &CStr| crate::rules::sql::quote_ident(&s.to_string_lossy());
-        let query = CString::new(format!(
-            "SELECT {sql} FROM ONLY {}.{}",
-            quote(schema),
-            quote(name)
-        ))
-        .ok()?;
+        // cast as the call's type: a segmentation without segments is just its default's literal
+        let cast = if type_oid == pg_sys::TEXTARRAYOID {
+            "pg_catalog.text[]"
+        } else {
+            "pg_catalog.text"
+        };
+        let query = CString::new(format!("SELECT ({sql})::{cast}")).ok()?;
         let expr = with_safe_search_path(|| {
             let statements = list_items::<pg_sys::RawStmt>(pg_sys::raw_parser(
                 query.as_ptr(),
                 pg_sys::RawParseMode::RAW_PARSE_DEFAULT,
             ));
-            let analyzed = pg_sys::parse_analyze_fixedparams(
-                statements[0],
-                query.as_ptr(),
-                std::ptr::null(),
-                0,
+            let select = (*statements[0]).stmt as *mut pg_sys::SelectStmt;
+            let target = list_items::<pg_sys::ResTarget>((*select).targetList)[0];
+            let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+            (*pstate).p_sourcetext = query.as_ptr();
+            let lock = pg_sys::AccessShareLock as i32;
+            let rel = pg_sys::table_open(relid, lock);
+            let item = pg_sys::addRangeTableEntryForRelation(
+                pstate,
+                rel,
+                lock,
                 std::ptr::null_mut(),
+                false,
+                true,
             );
-            let target = list_items::<pg_sys::TargetEntry>((*analyzed).targetList)[0];
-            (*target).expr as *mut pg_sys::Node
+            pg_sys::addNSItemToQuery(pstate, item, false, true, true);
+            let expr = pg_sys::transformExpr(
+                pstate,
+                (*target).val,
+                pg_sys::ParseExprKind::EXPR_KIND_SELECT_TARGET,
+            );
+            pg_sys::assign_expr_collations(pstate, expr);
+            pg_sys::table_close(rel, pg_sys::NoLock as i32);
+            pg_sys::free_parsestate(pstate);
+            expr
         });
         (pg_sys::exprType(expr) == type_oid).then_some(expr)
     }

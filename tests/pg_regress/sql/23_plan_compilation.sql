@@ -123,6 +123,27 @@ UPDATE segments.segmentation SET name = 'plan_tier' WHERE name = 'plan_tier_rena
 EXECUTE fiber_count;
 RESET plan_cache_mode;
 
+-- A view's owner reads a table in a schema the querying role may not use: the compiled view works for that
+-- role as the per-row call did (the table is taken by its OID, never looked up by name)
+CREATE SCHEMA plan_private;
+CREATE TABLE plan_private.accounts AS SELECT customer_id, contract FROM telco.customers;
+CREATE VIEW plan_contract_sizes AS
+SELECT segments.segment_of(a, 'contract') AS segment, count(*) AS accounts FROM plan_private.accounts a GROUP BY 1;
+CREATE ROLE plan_viewer;
+GRANT segments_reader TO plan_viewer;
+GRANT SELECT ON plan_contract_sizes TO plan_viewer;
+SET ROLE plan_viewer;
+SELECT * FROM error_of('SELECT count(*) FROM plan_private.accounts');
+SELECT v.*, v.accounts = (SELECT count(*) FROM telco.customers c WHERE c.contract = v.segment) AS agrees
+FROM plan_contract_sizes v ORDER BY 1;
+SELECT plan_of('SELECT * FROM plan_contract_sizes') AS plan;
+RESET ROLE;
+DROP VIEW plan_contract_sizes;
+DROP TABLE plan_private.accounts;
+DROP SCHEMA plan_private;
+REVOKE segments_reader FROM plan_viewer;
+DROP ROLE plan_viewer;
+
 -- A column's type changed after a statement was compiled: the next planning compiles afresh (the backend's
 -- compiled SQL is forgotten with the relation's invalidation); a rule that no longer fits is the per-row error
 CREATE TABLE plan_alter (id int PRIMARY KEY, score int);
