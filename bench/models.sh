@@ -21,15 +21,15 @@ CREATE TABLE bench.points AS
 SELECT (i % 8) * 3 + random() AS f1, random() * 5 AS f2, (i % 3) + random() AS f3, random() AS f4,
        (i % 5) * 2 + random() AS f5, random() * 2 AS f6, (i % 7) + random() AS f7, random() AS f8
 FROM generate_series(1, 1000000) i;
-\copy bench.points TO '/tmp/pg_segments/points.csv' CSV
 SQL
+q -c "\\copy bench.points TO '$RUN_DIR/points.csv' CSV"
 ours=$(q -At <<'SQL'
 SELECT round(bench.time_ms($$SELECT segments.bgnbd_fit(frequency, recency, t) FROM cdnow.rfm$$, 5)::numeric, 1),
        round(bench.time_ms($$SELECT segments.gamma_gamma_fit(frequency, monetary) FROM cdnow.rfm$$, 5)::numeric, 1),
        round(bench.time_ms($$SELECT * FROM segments.kmeans('bench.points', ARRAY['f1','f2','f3','f4','f5','f6','f7','f8'], 8, n_init => 1)$$, 3)::numeric, 1)
 SQL
 )
-theirs=$("$venv/bin/python" - <<'PY' 2>/dev/null
+theirs=$(POINTS="$RUN_DIR/points.csv" "$venv/bin/python" - <<'PY' 2>/dev/null
 import time, statistics, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
@@ -45,12 +45,13 @@ def median_ms(f, runs):
     return statistics.median(times)
 bg = median_ms(lambda: BetaGeoFitter().fit(d["frequency"], d["recency"], d["T"]), 5)
 gg = median_ms(lambda: GammaGammaFitter().fit(r["frequency"], r["monetary_value"]), 5)
-X = np.loadtxt("/tmp/pg_segments/points.csv", delimiter=",")
+import os
+X = np.loadtxt(os.environ["POINTS"], delimiter=",")
 km = median_ms(lambda: KMeans(n_clusters=8, n_init=1, random_state=0).fit(X), 3)
 print(f"{bg:.1f}|{gg:.1f}|{km:.1f}")
 PY
 )
-rm -f /tmp/pg_segments/points.csv
+rm -f "$RUN_DIR/points.csv"
 IFS='|' read -r our_bg our_gg our_km <<<"$ours"
 IFS='|' read -r py_bg py_gg py_km <<<"$theirs"
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }

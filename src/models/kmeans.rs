@@ -45,16 +45,29 @@ impl Points {
         if d == 0 {
             return;
         }
-        let mut rows: Vec<&[f64]> = self.data.chunks_exact(d).collect();
+        // f64::total_cmp's order as integers: the first feature's key orders most rows without a full comparison
+        let key = |x: f64| {
+            let bits = x.to_bits() as i64;
+            bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+        };
+        let row = |i: u32| &self.data[i as usize * d..(i as usize + 1) * d];
+        let mut order: Vec<(i64, u32)> =
+            (0..self.n() as u32).map(|i| (key(row(i)[0]), i)).collect();
         // rows that compare equal are the same bits, so an unstable sort loses nothing
-        rows.sort_unstable_by(|a, b| {
-            a.iter()
-                .zip(b.iter())
-                .map(|(x, y)| x.total_cmp(y))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                row(a.1)
+                    .iter()
+                    .zip(row(b.1))
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
         });
-        self.data = rows.concat();
+        self.data = order
+            .iter()
+            .flat_map(|&(_, i)| row(i).iter().copied())
+            .collect();
     }
 
     /// Centers each feature on its mean and divides by its (population) standard deviation, as scikit-learn's
