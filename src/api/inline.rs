@@ -87,12 +87,22 @@ enum Definitions {
     Given(RulesetDef),
 }
 
+/// The compiled call of each (answer, segmentation, relation), analysed (None: keep the call), so that
+/// planning a statement again skips reading, compiling and parsing the definitions. Valid while no relcache
+/// invalidation arrives: one comes with every change to a definition and to a relation's columns. The trees
+/// live in a memory context of their own, emptied when they go stale; planning uses copies.
+struct Compiled {
+    seen: u64,
+    context: pg_sys::MemoryContext,
+    exprs: HashMap<(Answer, Option<String>, u32), Option<*mut pg_sys::Node>>,
+}
+
 thread_local! {
-    /// The SQL each (answer, segmentation, relation) compiles to (None: keep the call), so that planning a
-    /// statement again skips reading and compiling the definitions. Valid while no relcache invalidation
-    /// arrives: one comes with every change to a definition and to a relation's columns.
-    static COMPILED: RefCell<(u64, HashMap<(Answer, Option<String>, u32), Option<String>>)> =
-        RefCell::new((0, HashMap::new()));
+    static COMPILED: RefCell<Compiled> = RefCell::new(Compiled {
+        seen: 0,
+        context: std::ptr::null_mut(),
+        exprs: HashMap::new(),
+    });
 }
 
 /// The replacement of one call, or None to keep it.
@@ -127,20 +137,20 @@ unsafe fn compiled_call(
             _ => return None,
         };
         let (relid, varno) = own_row_of(root, args[0])?;
-        let sql = match definitions {
-            Definitions::Named(name) => {
-                let key = (answer, name, relid.to_u32());
-                cached(key, |(_, name, _)| {
-                    compiled_sql(answer, &read_named(name.as_deref())?, relid)
-                })?
-            }
-            Definitions::Given(def) => compiled_sql(answer, &def, relid)?,
-        };
         let type_oid = match answer {
             Answer::Label(_) => pg_sys::TEXTOID,
             Answer::Matches => pg_sys::TEXTARRAYOID,
         };
-        let expr = parse_expression(&sql, relid, type_oid)?;
+        let analysed = |def: &RulesetDef| {
+            parse_expression(&compiled_sql(answer, def, relid)?, relid, type_oid)
+        };
+        let expr = match definitions {
+            Definitions::Named(name) => {
+                let key = (answer, name, relid.to_u32());
+                cached(key, |(_, name, _)| analysed(&read_named(name.as_deref())?))?
+            }
+            Definitions::Given(def) => analysed(&def)?,
+        };
         ChangeVarNodes(expr, 1, varno, 0);
         let expr = pg_sys::eval_const_expressions(root, expr);
 
@@ -173,36 +183,57 @@ unsafe fn compiled_sql(answer: Answer, def: &RulesetDef, relid: pg_sys::Oid) -> 
     }
 }
 
-/// `compute(key)`, kept for later planning unless read under a transaction snapshot (REPEATABLE READ,
-/// SERIALIZABLE: the definitions of its snapshot) or while an invalidation arrived (see
-/// `classify::load_ruleset_json`, which keeps definitions by the same rules).
-fn cached<K>(key: (Answer, Option<String>, u32), compute: K) -> Option<String>
+/// `compute(key)` (an expression in the current memory context), kept for later planning unless computed
+/// under a transaction snapshot (REPEATABLE READ, SERIALIZABLE: the definitions of its snapshot) or while an
+/// invalidation arrived (see `classify::load_ruleset_json`, which keeps definitions by the same rules).
+fn cached<K>(key: (Answer, Option<String>, u32), compute: K) -> Option<*mut pg_sys::Node>
 where
-    K: FnOnce(&(Answer, Option<String>, u32)) -> Option<String>,
+    K: FnOnce(&(Answer, Option<String>, u32)) -> Option<*mut pg_sys::Node>,
 {
     listen_for_definition_changes();
     let snapshot = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
     let seen = invalidations();
+    let copy =
+        |e: *mut pg_sys::Node| unsafe { pg_sys::copyObjectImpl(e.cast()).cast::<pg_sys::Node>() };
     if !snapshot {
         let hit = COMPILED.with(|c| {
             let c = c.borrow();
-            (c.0 == seen).then(|| c.1.get(&key).cloned()).flatten()
+            (c.seen == seen)
+                .then(|| c.exprs.get(&key).copied())
+                .flatten()
         });
-        if let Some(sql) = hit {
-            return sql;
+        if let Some(expr) = hit {
+            return expr.map(copy);
         }
     }
-    let sql = compute(&key);
+    let expr = compute(&key);
     if !snapshot && invalidations() == seen {
-        COMPILED.with(|c| {
+        COMPILED.with(|c| unsafe {
             let mut c = c.borrow_mut();
-            if c.0 != seen {
-                *c = (seen, HashMap::new());
+            if c.context.is_null() {
+                c.context = pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::TopMemoryContext,
+                    c"pg_segments compiled calls".as_ptr(),
+                    0,
+                    8 * 1024,
+                    8 * 1024 * 1024,
+                );
             }
-            c.1.insert(key, sql.clone());
+            if c.seen != seen {
+                pg_sys::MemoryContextReset(c.context);
+                c.exprs.clear();
+                c.seen = seen;
+            }
+            let kept = expr.map(|e| {
+                let previous = pg_sys::MemoryContextSwitchTo(c.context);
+                let kept = copy(e);
+                pg_sys::MemoryContextSwitchTo(previous);
+                kept
+            });
+            c.exprs.insert(key, kept);
         });
     }
-    sql
+    expr
 }
 
 /// The segmentation a constant names (NULL: the only one).
