@@ -67,6 +67,12 @@ BEGIN
 END $$;
 SELECT g.name AS segmentation, g.mode, d.* FROM segments.segmentation g CROSS JOIN LATERAL plan_differences(g.name) d ORDER BY 1;
 DROP FUNCTION plan_differences(text);
+-- the backend keeps each compiled call and plans with a copy: the same segmentation over the table at another
+-- place in the range table, before and after, gives the same members
+SELECT (SELECT count(*) FILTER (WHERE segments.segment_of(c, 'plan_tier') = 'Fiber') FROM telco.customers c) AS first,
+       (SELECT count(*) FILTER (WHERE segments.segment_of(c, 'plan_tier') = 'Fiber') FROM generate_series(1, 2) g, telco.customers c) AS twice,
+       (SELECT count(*) FILTER (WHERE segments.segment_of(c, 'plan_tier') = 'Fiber') FROM telco.customers c) AS again,
+       (SELECT count(*) FROM telco.customers WHERE monthly_charges >= 80 AND internet_service = 'Fiber optic') AS by_hand;
 -- and the counts equal plain SQL
 SELECT segments.segment_path(c, 'plan_tier') AS path, count(*) AS accounts,
        count(*) = CASE segments.segment_path(c, 'plan_tier')
