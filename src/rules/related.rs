@@ -13,9 +13,7 @@
 
 use super::ast::{Cond, Rule};
 use super::compile::{compile as compile_rule, ColumnType, Columns, Expr, Row, Test};
-use super::sql::{
-    catalog_op, clock_bound_sql, expr_sql, quote_ident, test_sql_on, time_literal, Bound, Form,
-};
+use super::sql::{catalog_op, expr_sql, quote_ident, test_sql_on, window_bound_sql, Bound, Form};
 use super::time::{
     format_timestamp, minus_interval, parse_interval, parse_timestamp, TIMESTAMP_RANGE,
 };
@@ -432,16 +430,18 @@ impl Query<'_> {
     /// The window's bounds as SQL: from `now()` when anchored at the current time (see `sql::cutoff_sql`).
     fn window_sql(&self) -> Option<(String, String)> {
         let (from, to, ty) = self.window?;
-        let from_now = (self.rule.as_of.is_none() && TIMESTAMP_RANGE.contains(from))
-            .then(|| self.rule.within.as_deref().and_then(parse_interval))
+        let from_now = self
+            .rule
+            .as_of
+            .is_none()
+            .then(|| self.rule.within.as_deref())
             .flatten();
-        Some(match from_now {
-            Some(iv) => (
-                clock_bound_sql(iv, Bound::Back, ty),
-                clock_bound_sql(iv, Bound::Anchor, ty),
-            ),
-            None => (time_literal(*from, ty), time_literal(*to, ty)),
-        })
+        // both bounds follow now() or neither: the window is decided by its start
+        let to_now = TIMESTAMP_RANGE.contains(from).then_some(from_now).flatten();
+        Some((
+            window_bound_sql(from_now, *from, Bound::Back, ty),
+            window_bound_sql(to_now, *to, Bound::Anchor, ty),
+        ))
     }
 
     fn ordered(&self) -> bool {

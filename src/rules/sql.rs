@@ -307,18 +307,33 @@ pub(super) enum Bound {
 /// (`now()`) in UTC, and shifts by an interval as PostgreSQL's `timestamp ± interval` does (months, then
 /// days, then time), hence the arithmetic on `now()` as a UTC timestamp. A bound past the end of time at
 /// compile time stays the infinity it is.
-pub(super) fn cutoff_sql(t: &Test, compiled: i64, bound: Bound) -> String {
-    let interval = t.cond.value.as_str().and_then(parse_interval);
-    match interval {
-        Some(iv) if t.cond.as_of.is_none() && TIMESTAMP_RANGE.contains(&compiled) => {
-            clock_bound_sql(iv, bound, &t.ty)
-        }
-        _ => time_literal(compiled, &t.ty),
+fn cutoff_sql(t: &Test, compiled: i64, bound: Bound) -> String {
+    let from_now = t
+        .cond
+        .as_of
+        .is_none()
+        .then(|| t.cond.value.as_str())
+        .flatten();
+    window_bound_sql(from_now, compiled, bound, &t.ty)
+}
+
+/// A window's bound of `interval` (None: anchored at an explicit as_of), compiled as `compiled`: from
+/// `now()`, or the compiled instant when the window is anchored at as_of or already reaches past the end of
+/// time (see `cutoff_sql`).
+pub(super) fn window_bound_sql(
+    interval: Option<&str>,
+    compiled: i64,
+    bound: Bound,
+    ty: &ColumnType,
+) -> String {
+    match interval.and_then(parse_interval) {
+        Some(iv) if TIMESTAMP_RANGE.contains(&compiled) => clock_bound_sql(iv, bound, ty),
+        _ => time_literal(compiled, ty),
     }
 }
 
 /// `now()` shifted to a window's bound, as a value of the column's kind (timestamptz, else timestamp).
-pub(super) fn clock_bound_sql(iv: Interval, bound: Bound, ty: &ColumnType) -> String {
+fn clock_bound_sql(iv: Interval, bound: Bound, ty: &ColumnType) -> String {
     let now = "pg_catalog.timezone('UTC'::pg_catalog.text, pg_catalog.now())";
     let shift = |sym: &str| {
         format!(
