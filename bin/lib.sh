@@ -113,4 +113,31 @@ cluster_stop() {
   as_root rm -rf "$dir"
 }
 
+# citus_start NAME DB: a 3-node Citus cluster on localhost (PostgreSQL 15): two workers and a coordinator,
+# each a cluster_start cluster with `shared_preload_libraries = 'citus,pg_segments'` (pg_segments after citus:
+# see README, "Scaling out with Citus") and database DB with the citus extension. Leaves PGPORT at the
+# coordinator; CITUS_WORKER_PORTS holds the workers' ports.
+CITUS_NODES=(worker1 worker2 coordinator)
+citus_start() {
+  local name=$1 db=$2 node port
+  CITUS_WORKER_PORTS=()
+  for node in "${CITUS_NODES[@]}"; do
+    cluster_start "$name-$node" "shared_preload_libraries=citus,pg_segments" "citus.node_conninfo=sslmode=disable" \
+      "max_connections=200"
+    psql_q -d postgres -c "CREATE DATABASE $db"
+    psql_q -d "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION citus"
+    [ "$node" = coordinator ] || CITUS_WORKER_PORTS+=("$PGPORT")
+  done
+  psql_q -d "$db" -c "SELECT citus_set_coordinator_host('127.0.0.1', $PGPORT)" >/dev/null
+  for port in "${CITUS_WORKER_PORTS[@]}"; do
+    psql_q -d "$db" -c "SELECT citus_add_node('127.0.0.1', $port)" >/dev/null
+  done
+  export CITUS_WORKER_PORTS
+}
+
+citus_stop() {
+  local node
+  for node in "${CITUS_NODES[@]}"; do cluster_stop "$1-$node"; done
+}
+
 psql_q() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }

@@ -79,6 +79,39 @@ _add_contrib() {
   rm -rf "$work/postgresql-$version"
 }
 
+# Citus (scale-out tests only; never shipped): ../shared/citus holds the upstream source and a one-line patch
+# for Debian's PostgreSQL 15.20. Built once into $PG_SEGMENTS_CACHE; installed into server 15 when missing.
+# Needs lib.sh (as_root).
+CITUS_VERSION=13.2.2
+CITUS_SRC_DIR=${CITUS_SRC_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/shared/citus}
+
+provision_citus() {
+  local pg_config; pg_config=$(pg_config_path 15) || return 1
+  [ -f "$("$pg_config" --pkglibdir)/citus.so" ] && return 0
+  local tree=$PG_SEGMENTS_CACHE/build/citus-$CITUS_VERSION log=$PG_SEGMENTS_CACHE/build/citus.log
+  local deps=(libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev libicu-dev autoconf flex bison) missing=() p
+  for p in "${deps[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    _log "installing Citus build dependencies: ${missing[*]}"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ ! -f "$tree/.complete" ]; then
+    _log "building Citus $CITUS_VERSION against $("$pg_config" --version) (about 10 minutes on 2 cores, once)"
+    mkdir -p "$PG_SEGMENTS_CACHE/build"; rm -rf "$tree"
+    tar -xzf "$CITUS_SRC_DIR/citus-$CITUS_VERSION.tar.gz" -C "$PG_SEGMENTS_CACHE/build"
+    (
+      cd "$tree"
+      patch -p1 < "$CITUS_SRC_DIR"/citus-$CITUS_VERSION-pg15.20-have_createdb_privilege.patch
+      ./configure PG_CONFIG="$pg_config" --without-libcurl
+      make -j2
+    ) >"$log" 2>&1 || { tail -30 "$log" >&2; return 1; }
+    touch "$tree/.complete"
+  fi
+  as_root make -C "$tree" install >>"$log" 2>&1 || { tail -30 "$log" >&2; return 1; }
+}
+
 # pg_config_path N: prints the pg_config of server N, provisioning it first if needed.
 pg_config_path() {
   local major=$1 given

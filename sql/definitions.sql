@@ -626,6 +626,17 @@ CREATE FUNCTION segments._classify_all(account record, ruleset jsonb) RETURNS te
 COMMENT ON FUNCTION segments._classify_all(record, jsonb) IS
     'Every match of the row under a ruleset passed in (segments_of as classify is segment_of); used by backfill';
 
+-- The evaluators a distributed query sends the shards in place of segment_path and explain, with the ruleset
+-- as a constant (src/api/distributed.rs); classify and _classify_all stand in for segment_of and segments_of.
+CREATE FUNCTION segments._classify_path(account record, ruleset jsonb) RETURNS text
+    AS 'MODULE_PATHNAME', '_classify_path' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION segments._classify_path(record, jsonb) IS
+    'segment_path under a ruleset passed in (as classify is segment_of''s): what a distributed query runs on the shards';
+CREATE FUNCTION segments._explain_with(account record, ruleset jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', '_explain_with' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE COST 50;
+COMMENT ON FUNCTION segments._explain_with(record, jsonb) IS
+    'explain under a ruleset passed in: what a distributed query runs on the shards';
+
 -- Plan-time compilation (src/api/inline.rs): with a constant segmentation, the planner replaces these calls on
 -- a table's rows by the segmentation's CASE expression, and the plan depends on the definition tables.
 CREATE FUNCTION segments._segment_of_support(internal) RETURNS internal
@@ -634,8 +645,10 @@ ALTER FUNCTION segments.segment_of(record, text) SUPPORT segments._segment_of_su
 ALTER FUNCTION segments.segment_path(record, text) SUPPORT segments._segment_of_support;
 ALTER FUNCTION segments.segments_of(record, text) SUPPORT segments._segment_of_support;
 ALTER FUNCTION segments.classify(record, jsonb) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments._classify_path(record, jsonb) SUPPORT segments._segment_of_support;
+ALTER FUNCTION segments._classify_all(record, jsonb) SUPPORT segments._segment_of_support;
 COMMENT ON FUNCTION segments._segment_of_support(internal) IS
-    'Planner support of segment_of, segment_path, segments_of and classify: compiles a constant segmentation into the plan';
+    'Planner support of segment_of, segment_path, segments_of, classify and their forms over a ruleset passed in: compiles a constant segmentation into the plan';
 
 COMMENT ON FUNCTION segments.to_sql(text) IS
     'The segmentation compiled to a plain SQL CASE expression over the source''s columns';

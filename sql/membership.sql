@@ -64,6 +64,37 @@ BEGIN
         USING ERRCODE = '23502', HINT = 'every account needs a key: make the key column NOT NULL';
 END $$;
 
+-- Whether a relation is a Citus table (distributed, reference or Citus-managed local): one that refresh reads
+-- through _gathered and track() refuses. False where Citus is not installed.
+CREATE FUNCTION segments._distributed(relation regclass) RETURNS boolean LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE found boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO found USING relation;
+    END IF;
+    RETURN found;
+END $$;
+
+-- A distributed source's assignments, gathered into a temporary table on the coordinator by one set-based
+-- statement: each shard classifies its own accounts (the planner hook sends it the ruleset) and sends back
+-- only (key, segment). Citus cannot plan the synchronising statement's row-address updates of membership
+-- (a local table) against a distributed table, so refresh reads this copy instead.
+CREATE FUNCTION segments._gathered(g segments.segmentation) RETURNS regclass LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DROP TABLE IF EXISTS pg_temp._segments_gathered;
+    EXECUTE format('CREATE TEMPORARY TABLE _segments_gathered ON COMMIT DROP AS %s',
+        CASE WHEN g.mode <> 'exclusive' THEN
+                 format('SELECT t.%I, segments.segments_of(t.*, %L) AS segments_segments FROM %s t', g.key_column, g.name, g.source)
+             WHEN EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
+                          AND jsonb_path_exists(s.rule, 'lax $.**.related')) THEN
+                 segments._assignment_sql(g.name, g.source)
+             ELSE format('SELECT t.%I, segments.segment_of(t.*, %L) AS segments_segment FROM %s t', g.key_column, g.name, g.source)
+        END);
+    RETURN 'pg_temp._segments_gathered'::regclass;
+END $$;
+
 -- The one statement that brings membership in line with the source, for every account (scope NULL) or for
 -- the accounts whose keys `scope` selects. It closes memberships that no longer hold, opens new ones,
 -- optionally notifies, and returns (entered, left, moved, unchanged, side effects). Only the changed
@@ -92,9 +123,14 @@ BEGIN
                      ELSE format('unnest(coalesce(nullif(segments.segments_of(t.*, %L), ''{}''), ARRAY[%L])) AS s(segment)',
                                  g.name, g.default_segment)
                 END;
+    -- A distributed source's assignments, gathered from the shards (segments._gathered), are read as they are.
+    IF g.source = to_regclass('pg_temp._segments_gathered') THEN
+        assigned := CASE WHEN exclusive THEN '(VALUES (t.segments_segment)) AS s(segment)'
+                         ELSE format('unnest(coalesce(nullif(t.segments_segments, ''{}''), ARRAY[%L])) AS s(segment)', g.default_segment)
+                    END;
     -- Every account of an exclusive segmentation with behavioral conditions: the set-based query, which reads
     -- each related table once (grouped by the key) instead of looking each account up.
-    IF scope IS NULL AND exclusive AND EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
+    ELSIF scope IS NULL AND exclusive AND EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
                                                AND jsonb_path_exists(s.rule, 'lax $.**.related')) THEN
         from_relation := format('(%s)', segments._assignment_sql(g.name, g.source));
         assigned := '(VALUES (t.segments_segment)) AS s(segment)';
@@ -202,7 +238,8 @@ BEGIN
     -- A view or foreign table runs code when read (the view's functions, the user mapping): it is read as its
     -- owner, into a temporary copy the synchronising statement reads, never as ours (see _read_as_owner).
     reading := g;
-    reading.source := segments._read_as_owner(g.source, '_segments_source');
+    reading.source := CASE WHEN segments._distributed(g.source) THEN segments._gathered(g)
+                           ELSE segments._read_as_owner(g.source, '_segments_source') END;
     statement := segments._sync_sql(reading, NULL, quote_literal(clock_timestamp()) || '::timestamptz');  -- checks the key column
     -- One membership per account needs one source row per key. A unique index on the key column settles it;
     -- without one, look (a duplicate agreeing with its account's membership would otherwise pass unseen).
@@ -448,6 +485,14 @@ BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = g.source) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is not a table', g.source
             USING ERRCODE = '0A000', HINT = 'track the underlying table, or schedule segments.refresh() instead';
+    END IF;
+    IF segments._distributed(g.source) OR EXISTS (SELECT 1 FROM segments._related_tables(g.name) r WHERE segments._distributed(r)) THEN
+        RAISE EXCEPTION 'cannot track %: % is a Citus table', g.name,
+            (SELECT string_agg(r::text, ', ') FROM (SELECT g.source AS r UNION ALL SELECT segments._related_tables(g.name)) t
+             WHERE segments._distributed(t.r))
+            USING ERRCODE = '0A000',
+                  DETAIL = 'a Citus table''s triggers would run on the shards, which hold no definitions or membership',
+                  HINT = 'schedule segments.refresh() instead: it gathers the assignments from the shards in one statement';
     END IF;
     IF EXISTS (SELECT 1 FROM segments._related_tables(g.name) r JOIN pg_class c ON c.oid = r WHERE c.relkind NOT IN ('r', 'p')) THEN
         RAISE EXCEPTION 'cannot track %: related source % is not a table', g.name,

@@ -30,6 +30,7 @@ pub extern "C-unwind" fn _PG_init() {
     // precedence for captured backtraces, and the backend is single-threaded here.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     interrupt::install(check_for_interrupts);
+    api::distributed::install();
 }
 
 fn check_for_interrupts() {

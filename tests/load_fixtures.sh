@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Creates database $1 on the cluster in PGHOST/PGPORT with pg_segments installed and the Telco data loaded.
+# Creates database $1 (unless --existing is given) on the cluster in PGHOST/PGPORT with pg_segments installed and the Telco data loaded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 db=$1
 psql() { "${PG_BIN:-/usr/lib/postgresql/15/bin}/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+# --existing: into a database made already (a Citus cluster's, with the citus extension)
+[ "${2:-}" = --existing ] || psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 header=$(head -1 "$ROOT/data/telco_customer_churn.csv" | tr -d '\r' | sed 's/\([A-Za-z]*\)/"\1" text/g')
 psql -d "$db" -c "CREATE SCHEMA telco" -c "CREATE TABLE telco.raw ($header)"
 psql -d "$db" -c "\copy telco.raw FROM '$ROOT/data/telco_customer_churn.csv' CSV HEADER"

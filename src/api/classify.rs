@@ -302,6 +302,19 @@ c_function!(pg_finfo_explain, explain, |fcinfo| {
     })
 });
 
+// segment_path and explain under a ruleset passed in: what a distributed query sends the shards (distributed.rs)
+c_function!(pg_finfo__classify_path, _classify_path, |fcinfo| {
+    with_row(fcinfo, true, |site, row| {
+        Some(site.paths[index(&site.ruleset, site.ruleset.segment_of(row))])
+    })
+});
+
+c_function!(pg_finfo__explain_with, _explain_with, |fcinfo| {
+    with_row(fcinfo, true, |site, row| {
+        JsonB(site.ruleset.explain(row)).into_datum()
+    })
+});
+
 /// The segmentation as a plain SQL CASE expression over its source's columns.
 #[pg_extern(stable, parallel_safe)]
 fn to_sql(segmentation: default!(Option<&str>, "NULL")) -> String {

@@ -58,7 +58,7 @@ c_function!(
     }
 );
 
-unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+pub(crate) unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
     unsafe {
         if list.is_null() {
             return vec![];
@@ -69,7 +69,7 @@ unsafe fn list_items<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
     }
 }
 
-unsafe fn node_is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+pub(crate) unsafe fn node_is(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     unsafe { !node.is_null() && (*node).type_ == tag }
 }
 
@@ -114,6 +114,7 @@ unsafe fn compiled_call(
         if root.is_null() || (*root).glob.is_null() {
             return None;
         }
+        super::distributed::check_preloaded((*root).parse);
         let args = list_items::<pg_sys::Node>((*call).args);
         if args.len() != 2 {
             return None;
@@ -134,6 +135,11 @@ unsafe fn compiled_call(
                 Answer::Label(Label::Name),
                 ruleset_argument(args[1], schema)?,
             ),
+            b"_classify_path" => (
+                Answer::Label(Label::Path),
+                ruleset_argument(args[1], schema)?,
+            ),
+            b"_classify_all" => (Answer::Matches, ruleset_argument(args[1], schema)?),
             _ => return None,
         };
         let (relid, varno) = own_row_of(root, args[0])?;
@@ -155,13 +161,22 @@ unsafe fn compiled_call(
         let expr = pg_sys::eval_const_expressions(root, expr);
 
         let glob = (*root).glob;
-        for table in DEFINITION_TABLES {
-            let oid = pg_sys::get_relname_relid(table.as_ptr(), schema);
-            if oid != pg_sys::InvalidOid {
-                (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, oid);
-            }
+        for oid in definition_tables() {
+            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, oid);
         }
         Some(expr)
+    }
+}
+
+/// The definition tables a compiled plan depends on (a change to any of them replans it).
+pub(crate) fn definition_tables() -> Vec<pg_sys::Oid> {
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"segments".as_ptr(), true);
+        DEFINITION_TABLES
+            .iter()
+            .map(|table| pg_sys::get_relname_relid(table.as_ptr(), schema))
+            .filter(|&oid| oid != pg_sys::InvalidOid)
+            .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod aggregates;
 pub mod classify;
+pub mod distributed;
 pub mod inline;
 pub mod models;
 pub mod predict;

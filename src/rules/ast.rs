@@ -42,6 +42,18 @@ impl Rule {
             Rule::True | Rule::Nearest(_) | Rule::Score(_) => false,
         }
     }
+
+    /// Whether evaluating the rule reads tables besides the row: a behavioral condition (a related table) or
+    /// a segment reference (another segmentation's definitions).
+    pub fn reads_tables(&self) -> bool {
+        match self {
+            Rule::All(rules) | Rule::Any(rules) => rules.iter().any(Rule::reads_tables),
+            Rule::Not(rule) => rule.reads_tables(),
+            Rule::Points(p) => p.parts.iter().any(|part| part.rule.reads_tables()),
+            Rule::Related(_) | Rule::InSegment(_) => true,
+            Rule::True | Rule::Cond(_) | Rule::Nearest(_) | Rule::Score(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,313 @@
+//! Distributed queries (Citus): the definitions travel inside the query.
+//!
+//! Citus plans a query on distributed tables from a copy of the parse tree taken before PostgreSQL's planner
+//! runs and deparses each shard's query from that copy, so neither the planner support function (inline.rs)
+//! nor the definition tables (which live on the coordinator) reach the workers. With pg_segments in
+//! `shared_preload_libraries` after citus, this planner hook runs before Citus's: in a statement that reads a
+//! Citus table it rewrites every `segment_of`, `segment_path`, `segments_of` and `explain` call with a
+//! constant segmentation, and every `classify(row, segments.ruleset(<constant>))`, into the pure evaluator
+//! over the ruleset as a constant (classify, _classify_path, _classify_all, _explain_with). Those are
+//! IMMUTABLE, so Citus sends them to the shards, where the support function compiles them into the shard's
+//! plan. The constant carries no as_of: time windows compare with each execution's own time. The plan
+//! depends on the definitions as compiled plans do (the definition tables join its relation dependencies).
+//!
+//! What a shard cannot evaluate is refused on the coordinator (0A000): rules that read other tables
+//! (behavioral conditions, segment references) and a segmentation that is not a constant.
+
+use super::classify::load_ruleset_json;
+use super::inline::{definition_tables, list_items, node_is};
+use super::row::varlena_bytes;
+use super::security::read_first;
+use super::{raise_with, OrRaise};
+use crate::rules::ruleset::parse_segments;
+use crate::rules::RulesetDef;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, JsonB, PgSqlErrorCode};
+use std::cell::Cell;
+use std::ffi::{c_void, CStr};
+
+static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
+static mut INSTALLED: bool = false;
+
+thread_local! {
+    /// Set while the hook reads definitions or the Citus catalog (its own queries are planned too).
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs the hook when the library is preloaded (`shared_preload_libraries = 'citus,pg_segments'`): a
+/// library loaded later in a session would rewrite only that session's later statements.
+pub fn install() {
+    unsafe {
+        if !pg_sys::process_shared_preload_libraries_in_progress {
+            return;
+        }
+        PREVIOUS_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(plan);
+        INSTALLED = true;
+    }
+}
+
+/// Refuses a call in a statement over a Citus table when the hook is not there to rewrite it (the library
+/// was not preloaded): without it each shard would look for definitions it does not have. Called by the
+/// planner support function, which PostgreSQL's planner reaches after Citus has taken its copy.
+pub unsafe fn check_preloaded(parse: *mut pg_sys::Query) {
+    unsafe {
+        if INSTALLED
+            || BUSY.get()
+            || pg_sys::get_extension_oid(c"citus".as_ptr(), true) == pg_sys::InvalidOid
+        {
+            return;
+        }
+        let mut found = Found::default();
+        collect(parse.cast(), &mut found as *mut Found as *mut c_void);
+        BUSY.set(true);
+        let _busy = Busy;
+        if reads_citus_table(&found.relations) {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "pg_segments is not preloaded: its calls cannot run on a distributed table".into(),
+                Some("the shards hold no definitions; the coordinator's planner hook puts them into the query".into()),
+                Some("set shared_preload_libraries = 'citus,pg_segments' (pg_segments after citus) on every node and restart".into()),
+            )
+        }
+    }
+}
+
+struct Busy;
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.set(false);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn plan(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    unsafe {
+        let rewritten = !BUSY.get() && {
+            BUSY.set(true);
+            let _busy = Busy;
+            rewrite(parse)
+        };
+        #[allow(static_mut_refs)]
+        let stmt = match PREVIOUS_PLANNER {
+            Some(previous) => previous(parse, query_string, cursor_options, bound_params),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        };
+        if rewritten && !stmt.is_null() {
+            for oid in definition_tables() {
+                (*stmt).relationOids = pg_sys::lappend_oid((*stmt).relationOids, oid);
+            }
+        }
+        stmt
+    }
+}
+
+/// What one walk of a statement finds: our calls and the relations read.
+#[derive(Default)]
+struct Found {
+    calls: Vec<*mut pg_sys::FuncExpr>,
+    relations: Vec<pg_sys::Oid>,
+}
+
+/// The functions rewritten, each with its evaluator over a ruleset passed in.
+const EVALUATORS: [(&[u8], &str); 4] = [
+    (b"segment_of", "segments.classify(record,jsonb)"),
+    (b"segment_path", "segments._classify_path(record,jsonb)"),
+    (b"segments_of", "segments._classify_all(record,jsonb)"),
+    (b"explain", "segments._explain_with(record,jsonb)"),
+];
+
+unsafe fn rewrite(parse: *mut pg_sys::Query) -> bool {
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"segments".as_ptr(), true);
+        if schema == pg_sys::InvalidOid
+            || pg_sys::get_extension_oid(c"citus".as_ptr(), true) == pg_sys::InvalidOid
+        {
+            return false;
+        }
+        let mut found = Found::default();
+        let context = &mut found as *mut Found as *mut c_void;
+        collect(parse.cast(), context);
+        found.calls.retain(|&call| {
+            pg_sys::get_func_namespace((*call).funcid) == schema
+                && [&b"classify"[..], b"_classify_all"]
+                    .iter()
+                    .chain(EVALUATORS.iter().map(|(name, _)| name))
+                    .any(|name| function_name(call) == *name)
+        });
+        if found.calls.is_empty() || !reads_citus_table(&found.relations) {
+            return false;
+        }
+        for &call in &found.calls {
+            rewrite_call(call, schema);
+        }
+        true
+    }
+}
+
+unsafe fn function_name<'a>(call: *mut pg_sys::FuncExpr) -> &'a [u8] {
+    unsafe { CStr::from_ptr(pg_sys::get_func_name((*call).funcid)).to_bytes() }
+}
+
+/// Walks a statement (its subqueries, CTEs and sublinks too), collecting function calls and relations.
+unsafe extern "C-unwind" fn collect(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
+    unsafe {
+        if node.is_null() {
+            return false;
+        }
+        let found = &mut *(context as *mut Found);
+        if node_is(node, pg_sys::NodeTag::T_Query) {
+            return pg_sys::query_tree_walker(
+                node.cast(),
+                Some(collect),
+                context,
+                pg_sys::QTW_EXAMINE_RTES_BEFORE as i32,
+            );
+        }
+        if node_is(node, pg_sys::NodeTag::T_RangeTblEntry) {
+            let rte = &*(node as *const pg_sys::RangeTblEntry);
+            if rte.rtekind == pg_sys::RTEKind::RTE_RELATION {
+                found.relations.push(rte.relid);
+            }
+            return false;
+        }
+        if node_is(node, pg_sys::NodeTag::T_FuncExpr) {
+            found.calls.push(node.cast());
+        }
+        pg_sys::expression_tree_walker(node, Some(collect), context)
+    }
+}
+
+/// Whether any of the relations is a Citus table (distributed or reference).
+fn reads_citus_table(relations: &[pg_sys::Oid]) -> bool {
+    if relations.is_empty() {
+        return false;
+    }
+    let list = relations
+        .iter()
+        .map(|oid| oid.to_u32().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    read_first(
+        c"SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid::oid = ANY ($1::oid[]))",
+        &[Some(&format!("{{{list}}}"))],
+        |d| d.is_some_and(|d| d.value() != 0),
+    )
+}
+
+/// Replaces one call by its evaluator over the named segmentation's ruleset, in place.
+unsafe fn rewrite_call(call: *mut pg_sys::FuncExpr, schema: pg_sys::Oid) {
+    unsafe {
+        let args = list_items::<pg_sys::Node>((*call).args);
+        let function = String::from_utf8_lossy(function_name(call)).into_owned();
+        if args.len() != 2 {
+            return;
+        }
+        let evaluator = EVALUATORS
+            .iter()
+            .find(|(name, _)| *name == function.as_bytes())
+            .map(|(_, evaluator)| *evaluator);
+        let name = match evaluator {
+            Some(_) => constant_text(args[1]),
+            None => match ruleset_call(args[1], schema) {
+                Some(inner) => constant_text(inner),
+                // classify over a ruleset value computed some other way: it reads no table
+                None => return,
+            },
+        };
+        let Some(name) = name else {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("{function}() on a distributed table needs a constant segmentation name"),
+                Some("the shards hold no definitions: the coordinator puts the ruleset into the query it sends them".into()),
+                Some(format!("write the name in the query, e.g. segments.{function}(a, 'tier')")),
+            )
+        };
+        let mut json = load_ruleset_json(name.as_deref());
+        let def = RulesetDef::from_json(&json).or_raise();
+        if parse_segments(&def).or_raise().iter().any(|(_, rule, _)| rule.reads_tables()) {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "segmentation \"{}\" reads other tables, which the shards of a distributed table cannot",
+                    def.segmentation
+                ),
+                Some("its rules have behavioral conditions (related tables) or segment references".into()),
+                Some(format!(
+                    "assign it with one set-based query: EXECUTE segments.to_query('{}')",
+                    def.segmentation.replace('\'', "''")
+                )),
+            )
+        }
+        if let Some(obj) = json.as_object_mut() {
+            obj.remove("as_of");
+        }
+        if let Some(evaluator) = evaluator {
+            (*call).funcid = regprocedure(evaluator);
+        }
+        let value = JsonB(json).into_datum().unwrap_or(pg_sys::Datum::from(0));
+        let ruleset = pg_sys::makeConst(
+            pg_sys::JSONBOID,
+            -1,
+            pg_sys::InvalidOid,
+            -1,
+            value,
+            false,
+            false,
+        );
+        (*(*(*call).args).elements.add(1)).ptr_value = ruleset.cast();
+    }
+}
+
+/// The text of a constant (None when not a constant; Some(None) for NULL).
+unsafe fn constant_text(arg: *mut pg_sys::Node) -> Option<Option<String>> {
+    unsafe {
+        if !node_is(arg, pg_sys::NodeTag::T_Const) {
+            return None;
+        }
+        let c = &*(arg as *const pg_sys::Const);
+        Some(
+            (!c.constisnull)
+                .then(|| String::from_utf8_lossy(varlena_bytes(c.constvalue)).into_owned()),
+        )
+    }
+}
+
+/// The argument of `segments.ruleset(arg)`, if the node is that call.
+unsafe fn ruleset_call(
+    node: *mut pg_sys::Node,
+    schema: pg_sys::Oid,
+) -> Option<*mut pg_sys::Node> {
+    unsafe {
+        if !node_is(node, pg_sys::NodeTag::T_FuncExpr) {
+            return None;
+        }
+        let f = node as *mut pg_sys::FuncExpr;
+        let inner = list_items::<pg_sys::Node>((*f).args);
+        (pg_sys::get_func_namespace((*f).funcid) == schema
+            && function_name(f) == b"ruleset"
+            && inner.len() == 1)
+            .then(|| inner[0])
+    }
+}
+
+fn regprocedure(signature: &str) -> pg_sys::Oid {
+    read_first(
+        c"SELECT pg_catalog.to_regprocedure($1)",
+        &[Some(signature)],
+        |d| d.map(|d| pg_sys::Oid::from(d.value() as u32)),
+    )
+    .unwrap_or_else(|| {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+            format!("function {signature} does not exist"),
+            None,
+            Some("update the extension: ALTER EXTENSION pg_segments UPDATE".into()),
+        )
+    })
+}
