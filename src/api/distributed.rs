@@ -16,7 +16,7 @@
 
 use super::classify::load_ruleset_json;
 use super::inline::{definition_tables, list_items, node_is};
-use super::row::varlena_bytes;
+use super::row::{jsonb_value, varlena_bytes};
 use super::security::read_first;
 use super::{raise_with, OrRaise};
 use crate::rules::ruleset::parse_segments;
@@ -91,7 +91,7 @@ unsafe extern "C-unwind" fn plan(
         let rewritten = !BUSY.get() && {
             BUSY.set(true);
             let _busy = Busy;
-            rewrite(parse)
+            rewrite(parse, bound_params)
         };
         #[allow(static_mut_refs)]
         let stmt = match PREVIOUS_PLANNER {
@@ -122,7 +122,7 @@ const EVALUATORS: [(&[u8], &str); 4] = [
     (b"explain", "segments._explain_with(record,jsonb)"),
 ];
 
-unsafe fn rewrite(parse: *mut pg_sys::Query) -> bool {
+unsafe fn rewrite(parse: *mut pg_sys::Query, bound_params: pg_sys::ParamListInfo) -> bool {
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"segments".as_ptr(), true);
         if schema == pg_sys::InvalidOid
@@ -144,7 +144,7 @@ unsafe fn rewrite(parse: *mut pg_sys::Query) -> bool {
             return false;
         }
         for &call in &found.calls {
-            rewrite_call(call, schema);
+            rewrite_call(call, schema, bound_params);
         }
         true
     }
@@ -201,7 +201,11 @@ fn reads_citus_table(relations: &[pg_sys::Oid]) -> bool {
 }
 
 /// Replaces one call by its evaluator over the named segmentation's ruleset, in place.
-unsafe fn rewrite_call(call: *mut pg_sys::FuncExpr, schema: pg_sys::Oid) {
+unsafe fn rewrite_call(
+    call: *mut pg_sys::FuncExpr,
+    schema: pg_sys::Oid,
+    bound_params: pg_sys::ParamListInfo,
+) {
     unsafe {
         let args = list_items::<pg_sys::Node>((*call).args);
         let function = String::from_utf8_lossy(function_name(call)).into_owned();
@@ -216,8 +220,14 @@ unsafe fn rewrite_call(call: *mut pg_sys::FuncExpr, schema: pg_sys::Oid) {
             Some(_) => constant_text(args[1]),
             None => match ruleset_call(args[1], schema) {
                 Some(inner) => constant_text(inner),
-                // classify over a ruleset value computed some other way: it reads no table
-                None => return,
+                // a ruleset passed in (preview's edited rules) goes as it is, if a shard can run it
+                None => {
+                    if let Some(value) = known_value(args[1], bound_params) {
+                        let json = jsonb_value(value, "ruleset").or_raise();
+                        refuse_table_reads(&RulesetDef::from_json(&json).or_raise());
+                    }
+                    return;
+                }
             },
         };
         let Some(name) = name else {
@@ -229,21 +239,7 @@ unsafe fn rewrite_call(call: *mut pg_sys::FuncExpr, schema: pg_sys::Oid) {
             )
         };
         let mut json = load_ruleset_json(name.as_deref());
-        let def = RulesetDef::from_json(&json).or_raise();
-        if parse_segments(&def).or_raise().iter().any(|(_, rule, _)| rule.reads_tables()) {
-            raise_with(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!(
-                    "segmentation \"{}\" reads other tables, which the shards of a distributed table cannot",
-                    def.segmentation
-                ),
-                Some("its rules have behavioral conditions (related tables) or segment references".into()),
-                Some(format!(
-                    "assign it with one set-based query: EXECUTE segments.to_query('{}')",
-                    def.segmentation.replace('\'', "''")
-                )),
-            )
-        }
+        refuse_table_reads(&RulesetDef::from_json(&json).or_raise());
         if let Some(obj) = json.as_object_mut() {
             obj.remove("as_of");
         }
@@ -261,6 +257,52 @@ unsafe fn rewrite_call(call: *mut pg_sys::FuncExpr, schema: pg_sys::Oid) {
             false,
         );
         (*(*(*call).args).elements.add(1)).ptr_value = ruleset.cast();
+    }
+}
+
+/// Rules that read other tables cannot run on a shard (it would query distributed tables from inside a shard
+/// query, and it has no definitions of referenced segmentations): refused here, before any shard sees them.
+fn refuse_table_reads(def: &RulesetDef) {
+    if parse_segments(def).or_raise().iter().any(|(_, rule, _)| rule.reads_tables()) {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "segmentation \"{}\" reads other tables, which the shards of a distributed table cannot",
+                def.segmentation
+            ),
+            Some("its rules have behavioral conditions (related tables) or segment references".into()),
+            Some(format!(
+                "segments.to_query('{}') gives one set-based query that assigns every account; refresh() uses it",
+                def.segmentation.replace('\'', "''")
+            )),
+        )
+    }
+}
+
+/// The jsonb value of a non-NULL constant, or of a parameter with a value given (EXECUTE ... USING).
+unsafe fn known_value(
+    node: *mut pg_sys::Node,
+    bound_params: pg_sys::ParamListInfo,
+) -> Option<pg_sys::Datum> {
+    unsafe {
+        if node_is(node, pg_sys::NodeTag::T_Const) {
+            let c = &*(node as *const pg_sys::Const);
+            return (!c.constisnull && c.consttype == pg_sys::JSONBOID).then_some(c.constvalue);
+        }
+        if !node_is(node, pg_sys::NodeTag::T_Param) || bound_params.is_null() {
+            return None;
+        }
+        let param = &*(node as *const pg_sys::Param);
+        let params = &*bound_params;
+        if param.paramkind != pg_sys::ParamKind::PARAM_EXTERN
+            || params.paramFetch.is_some()
+            || param.paramid < 1
+            || param.paramid > params.numParams
+        {
+            return None;
+        }
+        let value = &*params.params.as_ptr().add(param.paramid as usize - 1);
+        (!value.isnull && value.ptype == pg_sys::JSONBOID).then_some(value.value)
     }
 }
 

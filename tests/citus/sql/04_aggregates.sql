@@ -1,0 +1,62 @@
+-- Aggregates on distributed tables: those with array states and combine functions run as partial aggregates
+-- on the workers, also with citus.coordinator_aggregation_strategy = 'disabled'.
+SET client_min_messages = warning;
+CREATE VIEW public.metrics_by_contract_dist AS
+SELECT segments.segment_of(c, 'contract_dist') AS segment, count(*) AS accounts,
+       segments.churn_rate(churned) AS churn_rate, (segments.churn_rate_ci(churned)).*,
+       segments.nps((tenure % 11)::int) AS nps, (segments.nps_ci((tenure % 11)::int, 0.9)).estimate AS nps_ci_90,
+       (segments.win_rate(partner)).estimate AS win_rate,
+       segments.nrr(total_charges, total_charges + monthly_charges) AS nrr,
+       segments.grr(total_charges, total_charges - monthly_charges) AS grr,
+       segments.arr_growth(total_charges, total_charges + monthly_charges) AS arr_growth,
+       segments.clv(monthly_charges, 0.7, churned) AS clv
+FROM dist.customers c GROUP BY 1;
+CREATE VIEW public.metrics_by_contract_local AS
+SELECT segments.segment_of(c, 'contract_local') AS segment, count(*) AS accounts,
+       segments.churn_rate(churned) AS churn_rate, (segments.churn_rate_ci(churned)).*,
+       segments.nps((tenure % 11)::int) AS nps, (segments.nps_ci((tenure % 11)::int, 0.9)).estimate AS nps_ci_90,
+       (segments.win_rate(partner)).estimate AS win_rate,
+       segments.nrr(total_charges, total_charges + monthly_charges) AS nrr,
+       segments.grr(total_charges, total_charges - monthly_charges) AS grr,
+       segments.arr_growth(total_charges, total_charges + monthly_charges) AS arr_growth,
+       segments.clv(monthly_charges, 0.7, churned) AS clv
+FROM local.customers c GROUP BY 1;
+SELECT segment, accounts, round(churn_rate::numeric, 4) AS churn_rate, round(nps::numeric, 2) AS nps
+FROM public.metrics_by_contract_dist ORDER BY 1;
+SELECT * FROM disagreements('SELECT * FROM public.metrics_by_contract_dist', 'SELECT * FROM public.metrics_by_contract_local', 'segment');
+SET citus.coordinator_aggregation_strategy = 'disabled';
+SELECT * FROM disagreements('SELECT * FROM public.metrics_by_contract_dist', 'SELECT * FROM public.metrics_by_contract_local', 'segment');
+-- the workers aggregate: each shard sends one partial state per segment
+SELECT plan ~ 'worker_partial_agg' AS partial_on_workers, plan ~ 'coord_combine_agg' AS combined_on_coordinator
+FROM plan_of('SELECT segment, churn_rate, nrr, clv FROM public.metrics_by_contract_dist') plan;
+-- aggregates whose state is every row (separation's moments by segment, the model fits, AUC) are not
+-- aggregated on the workers: Citus refuses them when coordinator aggregation is disabled ...
+SELECT * FROM error_of($$SELECT segments.separation(segments.segment_of(c, 'contract_dist'), monthly_charges::float8) FROM dist.customers c$$);
+RESET citus.coordinator_aggregation_strategy;
+-- ... and by default gathers their rows to the coordinator, with the same answer: F and eta² to 1e-12; the
+-- p-value, a tail probability near 1e-7, to 1e-9 (its relative error is F's, times |d ln p / dF| ~ 100)
+SELECT * FROM disagreements(
+  $$SELECT 1 AS k, f, eta_squared, df_between, df_within FROM (SELECT (segments.separation(segments.segment_of(c, 'contract_dist'), monthly_charges::float8)).* FROM dist.customers c) s$$,
+  $$SELECT 1 AS k, f, eta_squared, df_between, df_within FROM (SELECT (segments.separation(segments.segment_of(c, 'contract_local'), monthly_charges::float8)).* FROM local.customers c) s$$, 'k');
+SELECT abs(d.p_value - l.p_value) <= 1e-9 * l.p_value AS p_value_agrees
+FROM (SELECT (segments.separation(segments.segment_of(c, 'contract_dist'), monthly_charges::float8)).* FROM dist.customers c) d,
+     (SELECT (segments.separation(segments.segment_of(c, 'contract_local'), monthly_charges::float8)).* FROM local.customers c) l;
+SELECT * FROM disagreements(
+  $$SELECT 1 AS k, segments.auc(monthly_charges::float8, churned) AS auc, segments.log_loss(0.5, churned) AS log_loss FROM dist.customers$$,
+  $$SELECT 1 AS k, segments.auc(monthly_charges::float8, churned) AS auc, segments.log_loss(0.5, churned) AS log_loss FROM local.customers$$, 'k');
+
+-- kmeans and choose_k: the same clusters for a seed whatever order the shards return rows in
+SELECT * FROM differences(
+  $$SELECT * FROM segments.kmeans('dist.mall', ARRAY['income', 'spending_score'], 5, 42)$$,
+  $$SELECT * FROM segments.kmeans('local.mall', ARRAY['income', 'spending_score'], 5, 42)$$);
+SELECT * FROM differences(
+  $$SELECT * FROM segments.choose_k('dist.mall', ARRAY['income', 'spending_score'], 2, 6, 7)$$,
+  $$SELECT * FROM segments.choose_k('local.mall', ARRAY['income', 'spending_score'], 2, 6, 7)$$);
+SELECT cluster, size FROM segments.kmeans('dist.mall', ARRAY['income', 'spending_score'], 5, 42) ORDER BY cluster;
+
+-- a logistic model scored on the shards (score() is IMMUTABLE: it runs in the shard queries)
+CREATE TABLE public.churn_model AS
+SELECT segments.logistic_regression('local.customers', 'churned', ARRAY['tenure', 'monthly_charges', 'contract']) AS model;
+SELECT * FROM disagreements(
+  $$SELECT customer_id, segments.score(c, (SELECT model FROM public.churn_model)) AS p FROM dist.customers c$$,
+  $$SELECT customer_id, segments.score(c, (SELECT model FROM public.churn_model)) AS p FROM local.customers c$$, 'customer_id');
