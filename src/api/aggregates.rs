@@ -117,7 +117,7 @@ unsafe fn score_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
     unsafe {
         let d = arg(fcinfo, i)?;
         Some(
-            match pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) {
+            match super::declared_arg_type(fcinfo, i) {
                 pg_sys::INT2OID => d.value() as i16 as i64,
                 pg_sys::INT8OID => d.value() as i64,
                 pg_sys::NUMERICOID => metrics::whole_score(numeric_to_f64(d)).or_raise(),
@@ -458,7 +458,7 @@ unsafe fn fractions_arg(fcinfo: pg_sys::FunctionCallInfo) -> Vec<f64> {
                 Some("leave it out for the median".into()),
             )
         };
-        let fractions = if pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3) == pg_sys::FLOAT8OID {
+        let fractions = if super::declared_arg_type(fcinfo, 3) == pg_sys::FLOAT8OID {
             vec![f64::from_bits(d.value() as u64)]
         } else {
             let arr = pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType;
@@ -484,7 +484,7 @@ unsafe fn instant_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64>
     unsafe {
         let d = arg(fcinfo, i)?;
         let (us, infinite) =
-            if pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, i as i32) == pg_sys::DATEOID {
+            if super::declared_arg_type(fcinfo, i) == pg_sys::DATEOID {
                 let days = d.value() as i32;
                 (
                     days as i64 * 86_400_000_000,

@@ -61,6 +61,28 @@ impl<T> OrRaise<T> for Result<T, SegError> {
     }
 }
 
+/// The declared type of argument `i` of the function being called. Overloads that share one C function read
+/// it to know how to read the datum. The calling expression says it when there is one; a caller without one
+/// (Citus's worker_partial_agg calls an aggregate's transition function through a bare FmgrInfo) gets it
+/// from the function's signature, never a guess.
+pub unsafe fn declared_arg_type(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> pg_sys::Oid {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let from_call = pg_sys::get_fn_expr_argtype(flinfo, i as i32);
+        if from_call != pg_sys::InvalidOid || flinfo.is_null() {
+            return from_call;
+        }
+        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut nargs: std::ffi::c_int = 0;
+        pg_sys::get_func_signature((*flinfo).fn_oid, &mut types, &mut nargs);
+        if (i as std::ffi::c_int) < nargs {
+            *types.add(i)
+        } else {
+            pg_sys::InvalidOid
+        }
+    }
+}
+
 /// Declares a version-1 C function written against the raw `fcinfo`, for the hot per-row paths where
 /// pgrx's argument boxing would cost more than the work (the SQL declaration is in `sql/`).
 macro_rules! c_function {

@@ -366,7 +366,7 @@ c_function!(pg_finfo__scored_accum, _scored_accum, |fcinfo| {
     rows.data.push(score);
     rows.data.push((outcome.value() != 0) as u8 as f64);
     if width == 3 {
-        let argtype = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3);
+        let argtype = super::declared_arg_type(fcinfo, 3);
         let parameter = arg(fcinfo, 3).unwrap_or_else(|| {
             raise(SegError::invalid_argument(
                 "the evaluation parameter is NULL",

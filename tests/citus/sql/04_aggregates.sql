@@ -1,6 +1,10 @@
 -- Aggregates on distributed tables: those with array states and combine functions run as partial aggregates
--- on the workers, also with citus.coordinator_aggregation_strategy = 'disabled'.
+-- on the workers, also with citus.coordinator_aggregation_strategy = 'disabled'. Citus calls their transition
+-- functions without a calling expression: the overloads of each argument type (numeric and int8 scores, dates)
+-- read their datums by the declared types.
 SET client_min_messages = warning;
+-- the shard queries run in the workers' sessions (Citus does not pass TimeZone on): one zone everywhere
+SET TimeZone = 'UTC';
 CREATE VIEW public.metrics_by_contract_dist AS
 SELECT segments.segment_of(c, 'contract_dist') AS segment, count(*) AS accounts,
        segments.churn_rate(churned) AS churn_rate, (segments.churn_rate_ci(churned)).*,
@@ -9,7 +13,10 @@ SELECT segments.segment_of(c, 'contract_dist') AS segment, count(*) AS accounts,
        segments.nrr(total_charges, total_charges + monthly_charges) AS nrr,
        segments.grr(total_charges, total_charges - monthly_charges) AS grr,
        segments.arr_growth(total_charges, total_charges + monthly_charges) AS arr_growth,
-       segments.clv(monthly_charges, 0.7, churned) AS clv
+       segments.clv(monthly_charges, 0.7, churned) AS clv,
+       extract(epoch FROM segments.time_to_close(last_seen - tenure * interval '1 day', last_seen, 0.9)) AS p90_seconds,
+       segments.time_to_close(last_seen::date - tenure, last_seen::date, ARRAY[0.25, 0.75])::text AS quartile_days,
+       segments.nps((tenure % 11)::numeric) AS nps_of_numeric, segments.nps((tenure % 11)::int8) AS nps_of_int8
 FROM dist.customers c GROUP BY 1;
 CREATE VIEW public.metrics_by_contract_local AS
 SELECT segments.segment_of(c, 'contract_local') AS segment, count(*) AS accounts,
@@ -19,7 +26,10 @@ SELECT segments.segment_of(c, 'contract_local') AS segment, count(*) AS accounts
        segments.nrr(total_charges, total_charges + monthly_charges) AS nrr,
        segments.grr(total_charges, total_charges - monthly_charges) AS grr,
        segments.arr_growth(total_charges, total_charges + monthly_charges) AS arr_growth,
-       segments.clv(monthly_charges, 0.7, churned) AS clv
+       segments.clv(monthly_charges, 0.7, churned) AS clv,
+       extract(epoch FROM segments.time_to_close(last_seen - tenure * interval '1 day', last_seen, 0.9)) AS p90_seconds,
+       segments.time_to_close(last_seen::date - tenure, last_seen::date, ARRAY[0.25, 0.75])::text AS quartile_days,
+       segments.nps((tenure % 11)::numeric) AS nps_of_numeric, segments.nps((tenure % 11)::int8) AS nps_of_int8
 FROM local.customers c GROUP BY 1;
 SELECT segment, accounts, round(churn_rate::numeric, 4) AS churn_rate, round(nps::numeric, 2) AS nps
 FROM public.metrics_by_contract_dist ORDER BY 1;
@@ -60,3 +70,25 @@ SELECT segments.logistic_regression('local.customers', 'churned', ARRAY['tenure'
 SELECT * FROM disagreements(
   $$SELECT customer_id, segments.score(c, (SELECT model FROM public.churn_model)) AS p FROM dist.customers c$$,
   $$SELECT customer_id, segments.score(c, (SELECT model FROM public.churn_model)) AS p FROM local.customers c$$, 'customer_id');
+
+-- a logistic model fitted on the distributed table: the same model to rounding (the fit's sums add the rows in
+-- the order the shards send them), so coefficients to 1e-9 relative; a churn tree: the same leaves and rules
+WITH d AS (SELECT segments.logistic_regression('dist.customers', 'churned', ARRAY['tenure', 'monthly_charges', 'contract']) AS m),
+     l AS (SELECT model AS m FROM public.churn_model),
+     pairs AS (SELECT (dc ->> 'estimate')::float8 AS d, (lc ->> 'estimate')::float8 AS l,
+                      (dc ->> 'std_error')::float8 AS d_se, (lc ->> 'std_error')::float8 AS l_se
+               FROM d, l, jsonb_array_elements(d.m -> 'coefficients') dc
+               JOIN jsonb_array_elements(l.m -> 'coefficients') lc ON lc ->> 'term' = dc ->> 'term')
+SELECT count(*) AS coefficients, bool_and(abs(d - l) <= 1e-9 * abs(l) AND abs(d_se - l_se) <= 1e-9 * l_se) AS agree FROM pairs;
+CREATE TEMP TABLE tree_dist AS SELECT segment, parent, depth, leaf, rows, positives
+FROM segments.segmentation_from_tree('tree_dist', 'dist.customers', 'customer_id', 'churned',
+     ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service'], max_depth => 3, min_leaf => 100);
+CREATE TEMP TABLE tree_local AS SELECT segment, parent, depth, leaf, rows, positives
+FROM segments.segmentation_from_tree('tree_local', 'local.customers', 'customer_id', 'churned',
+     ARRAY['tenure', 'monthly_charges', 'contract', 'internet_service'], max_depth => 3, min_leaf => 100);
+SELECT count(*) AS nodes, count(*) FILTER (WHERE leaf) AS leaves FROM tree_dist;
+SELECT * FROM differences('SELECT * FROM tree_dist', 'SELECT * FROM tree_local');
+SELECT * FROM differences($$SELECT name, parent, rule FROM segments.segment WHERE segmentation = 'tree_dist'$$,
+                          $$SELECT name, parent, rule FROM segments.segment WHERE segmentation = 'tree_local'$$);
+SELECT * FROM differences($$SELECT segments.segment_of(c, 'tree_dist'), count(*) FROM dist.customers c GROUP BY 1$$,
+                          $$SELECT segments.segment_of(c, 'tree_local'), count(*) FROM local.customers c GROUP BY 1$$);
