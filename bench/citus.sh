@@ -44,20 +44,19 @@ SELECT count(*) AS disagreements FROM (
   (SELECT :case_sql, count(*) FROM bench.accounts GROUP BY 1
    EXCEPT SELECT segments.segment_of(a, 'bench'), count(*) FROM bench.accounts a GROUP BY 1)) d;
 
-CREATE TEMP TABLE results (query text, baseline text, ms float8);
-INSERT INTO results VALUES
-  ('CASE GROUP BY', 'CASE GROUP BY',
-   bench.time_ms(format('SELECT %s AS s, count(*) FROM bench.accounts GROUP BY 1', :'case_sql'))),
-  ('segment_of GROUP BY', 'CASE GROUP BY',
-   bench.time_ms(\$\$SELECT segments.segment_of(a, 'bench'), count(*) FROM bench.accounts a GROUP BY 1\$\$)),
-  ('health by hand (CASE, FILTER)', 'health by hand (CASE, FILTER)',
-   bench.time_ms(format(\$\$SELECT %s AS s, count(*), count(*) FILTER (WHERE churned)::float8 / count(*) AS churn,
+CREATE TEMP TABLE queries (i int, query text, baseline int, sql text);
+INSERT INTO queries VALUES
+  (1, 'CASE GROUP BY', 1, format('SELECT %s AS s, count(*) FROM bench.accounts GROUP BY 1', :'case_sql')),
+  (2, 'segment_of GROUP BY', 1, \$\$SELECT segments.segment_of(a, 'bench'), count(*) FROM bench.accounts a GROUP BY 1\$\$),
+  (3, 'health by hand (CASE, FILTER)', 3, format(\$\$SELECT %s AS s, count(*), count(*) FILTER (WHERE churned)::float8 / count(*) AS churn,
        sum(coalesce(arr, 0)) FILTER (WHERE arr_start > 0) / nullif(sum(arr_start) FILTER (WHERE arr_start > 0), 0) AS nrr,
        100.0 * (count(*) FILTER (WHERE nps >= 9) - count(*) FILTER (WHERE nps <= 6)) / count(nps) AS nps
-     FROM bench.accounts GROUP BY 1\$\$, :'case_sql'))),
-  ('health aggregates by segment_of', 'health by hand (CASE, FILTER)',
-   bench.time_ms(\$\$SELECT segments.segment_of(a, 'bench'), count(*), segments.churn_rate(churned),
-       segments.nrr(arr_start, arr), segments.nps(nps) FROM bench.accounts a GROUP BY 1\$\$));
+     FROM bench.accounts GROUP BY 1\$\$, :'case_sql')),
+  (4, 'health aggregates by segment_of', 3, \$\$SELECT segments.segment_of(a, 'bench'), count(*), segments.churn_rate(churned),
+       segments.nrr(arr_start, arr), segments.nps(nps) FROM bench.accounts a GROUP BY 1\$\$);
+CREATE TEMP TABLE results AS
+SELECT q.i, q.query, q.baseline, t.ms[q.i] AS ms
+FROM queries q, (SELECT bench.time_in_turns(array_agg(sql ORDER BY i)) AS ms FROM queries) t;
 SELECT r.query, round(r.ms::numeric, 1) AS ms, round((r.ms / b.ms)::numeric, 2) AS ratio_to_baseline
-FROM results r JOIN results b ON b.query = r.baseline ORDER BY r.baseline, r.ms;
+FROM results r JOIN results b ON b.i = r.baseline ORDER BY r.i;
 SQL

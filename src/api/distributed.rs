@@ -12,7 +12,8 @@
 //! depends on the definitions as compiled plans do (the definition tables join its relation dependencies).
 //!
 //! What a shard cannot evaluate is refused on the coordinator (0A000): rules that read other tables
-//! (behavioral conditions, segment references) and a segmentation that is not a constant.
+//! (behavioral conditions, segment references), a segmentation that is not a constant, and (when Citus is
+//! told not to gather rows to the coordinator) the aggregates whose state is an `internal` value.
 
 use super::classify::load_ruleset_json;
 use super::inline::{definition_tables, list_items, node_is};
@@ -111,6 +112,7 @@ unsafe extern "C-unwind" fn plan(
 #[derive(Default)]
 struct Found {
     calls: Vec<*mut pg_sys::FuncExpr>,
+    aggregates: Vec<pg_sys::Oid>,
     relations: Vec<pg_sys::Oid>,
 }
 
@@ -140,13 +142,15 @@ unsafe fn rewrite(parse: *mut pg_sys::Query, bound_params: pg_sys::ParamListInfo
                     .chain(EVALUATORS.iter().map(|(name, _)| name))
                     .any(|name| function_name(call) == *name)
         });
-        if found.calls.is_empty() || !reads_citus_table(&found.relations) {
+        found.aggregates.retain(|&a| pg_sys::get_func_namespace(a) == schema);
+        if (found.calls.is_empty() && found.aggregates.is_empty()) || !reads_citus_table(&found.relations) {
             return false;
         }
+        check_aggregates(&found.aggregates);
         for &call in &found.calls {
             rewrite_call(call, schema, bound_params);
         }
-        true
+        !found.calls.is_empty()
     }
 }
 
@@ -179,7 +183,41 @@ unsafe extern "C-unwind" fn collect(node: *mut pg_sys::Node, context: *mut c_voi
         if node_is(node, pg_sys::NodeTag::T_FuncExpr) {
             found.calls.push(node.cast());
         }
+        if node_is(node, pg_sys::NodeTag::T_Aggref) {
+            found.aggregates.push((*(node as *const pg_sys::Aggref)).aggfnoid);
+        }
         pg_sys::expression_tree_walker(node, Some(collect), context)
+    }
+}
+
+/// With `citus.coordinator_aggregation_strategy = 'disabled'`, Citus refuses an aggregate it cannot run on the
+/// workers with an internal error; say which of ours and why instead. Their states hold every row (the model
+/// fits, AUC, RFM) or a map by segment (separation), in `internal` values Citus cannot ship.
+fn check_aggregates(aggregates: &[pg_sys::Oid]) {
+    let strategy = unsafe {
+        pg_sys::GetConfigOption(c"citus.coordinator_aggregation_strategy".as_ptr(), true, false)
+    };
+    if aggregates.is_empty()
+        || strategy.is_null()
+        || unsafe { CStr::from_ptr(strategy) }.to_bytes() != b"disabled"
+    {
+        return;
+    }
+    for &aggregate in aggregates {
+        let internal = read_first(
+            c"SELECT a.aggtranstype = 'pg_catalog.internal'::pg_catalog.regtype FROM pg_catalog.pg_aggregate a WHERE a.aggfnoid = $1::pg_catalog.oid",
+            &[Some(&aggregate.to_u32().to_string())],
+            |d| d.is_some_and(|d| d.value() != 0),
+        );
+        if internal {
+            let name = unsafe { CStr::from_ptr(pg_sys::get_func_name(aggregate)) }.to_string_lossy();
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("segments.{name}() cannot be aggregated on the workers"),
+                Some("its state holds rows (or per-segment moments) in an internal value, which Citus does not ship between nodes".into()),
+                Some("with citus.coordinator_aggregation_strategy at its default, Citus gathers the rows and aggregates them on the coordinator".into()),
+            )
+        }
     }
 }
 

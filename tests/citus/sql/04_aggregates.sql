@@ -39,9 +39,10 @@ SELECT * FROM disagreements('SELECT * FROM public.metrics_by_contract_dist', 'SE
 -- the workers aggregate: each shard sends one partial state per segment
 SELECT plan ~ 'worker_partial_agg' AS partial_on_workers, plan ~ 'coord_combine_agg' AS combined_on_coordinator
 FROM plan_of('SELECT segment, churn_rate, nrr, clv FROM public.metrics_by_contract_dist') plan;
--- aggregates whose state is every row (separation's moments by segment, the model fits, AUC) are not
--- aggregated on the workers: Citus refuses them when coordinator aggregation is disabled ...
+-- aggregates whose state is an internal value (separation's moments by segment; every row for the model fits,
+-- AUC, log loss) are not aggregated on the workers: refused when coordinator aggregation is disabled ...
 SELECT * FROM error_of($$SELECT segments.separation(segments.segment_of(c, 'contract_dist'), monthly_charges::float8) FROM dist.customers c$$);
+SELECT * FROM error_of($$SELECT segments.auc(monthly_charges::float8, churned) FROM dist.customers$$);
 RESET citus.coordinator_aggregation_strategy;
 -- ... and by default gathers their rows to the coordinator, with the same answer: F and eta² to 1e-12; the
 -- p-value, a tail probability near 1e-7, to 1e-9 (its relative error is F's, times |d ln p / dF| ~ 100)
