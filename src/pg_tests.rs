@@ -96,4 +96,52 @@ mod tests {
         assert_eq!(got, expected);
         assert!(got.starts_with("(33.3"), "{got}");
     }
+
+    /// Citus's worker_partial_agg calls an aggregate's transition function through a bare FmgrInfo (no
+    /// calling expression): overloads that share one C function still read each argument by its declared type
+    /// (a numeric NPS answer; dates and a percentile for time_to_close, which crashed a Citus worker).
+    #[pg_test]
+    fn overloads_read_declared_types_without_calling_expression() {
+        let oid = |signature: &str| {
+            Spi::get_one::<pg_sys::Oid>(&format!("SELECT '{signature}'::regprocedure::oid"))
+                .unwrap()
+                .unwrap()
+        };
+        let date = |text: &str| {
+            Spi::get_one::<pgrx::datum::Date>(&format!("SELECT date '{text}'"))
+                .unwrap()
+                .unwrap()
+                .into_datum()
+                .unwrap()
+        };
+        unsafe {
+            let nps = oid("segments._nps_accum(float8[],numeric)");
+            let nine = Spi::get_one::<pgrx::AnyNumeric>("SELECT 9::numeric").unwrap().unwrap();
+            let state = pg_sys::OidFunctionCall2Coll(
+                nps,
+                pg_sys::InvalidOid,
+                vec![0.0f64, 0.0, 0.0].into_datum().unwrap(),
+                nine.into_datum().unwrap(),
+            );
+            assert_eq!(Vec::<f64>::from_datum(state, false).unwrap(), vec![1.0, 1.0, 0.0]);
+
+            let accum = oid("segments._durations_accum(float8[],date,date,float8)");
+            let first = Spi::get_one::<Vec<f64>>(
+                "SELECT segments._durations_accum(NULL, date '2024-01-01', date '2024-01-11', 0.9::float8)",
+            )
+            .unwrap()
+            .unwrap();
+            let state = pg_sys::OidFunctionCall4Coll(
+                accum,
+                pg_sys::InvalidOid,
+                first.into_datum().unwrap(),
+                date("2024-02-01"),
+                date("2024-02-06"),
+                0.9f64.into_datum().unwrap(),
+            );
+            let state = Vec::<f64>::from_datum(state, false).unwrap();
+            // n, number of fractions, the fraction, then the durations in microseconds
+            assert_eq!(&state[..5], &[2.0, 1.0, 0.9, 10.0 * 86_400e6, 5.0 * 86_400e6]);
+        }
+    }
 }
