@@ -1920,57 +1920,79 @@ CREATE FUNCTION segments.explain_score(account record, model jsonb) RETURNS json
 COMMENT ON FUNCTION segments.explain_score(record, jsonb) IS
     'The row''s score with each term''s coefficient and contribution to the log-odds';
 
+-- The model fits' state: from an internal value (collected rows) to a float8[] that grows in place, with a
+-- concatenating combine (partial aggregation on Citus workers). CREATE OR REPLACE AGGREGATE keeps the
+-- aggregates' identity, so views over them survive the upgrade.
+CREATE FUNCTION segments._rows_accum(float8[], float8, float8) RETURNS float8[]
+    AS 'MODULE_PATHNAME', '_rows_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rows_accum(float8[], float8, float8, float8) RETURNS float8[]
+    AS 'MODULE_PATHNAME', '_rows_accum' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._rows_combine(float8[], float8[]) RETURNS float8[]
+    AS 'MODULE_PATHNAME', '_rows_combine' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._bgnbd_final(float8[]) RETURNS segments.bgnbd_params
+    AS 'MODULE_PATHNAME', '_bgnbd_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._gamma_gamma_final(float8[]) RETURNS segments.gamma_gamma_params
+    AS 'MODULE_PATHNAME', '_gamma_gamma_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._sbg_final(float8[]) RETURNS segments.sbg_params
+    AS 'MODULE_PATHNAME', '_sbg_final' LANGUAGE c PARALLEL SAFE;
+CREATE OR REPLACE AGGREGATE segments.bgnbd_fit(frequency float8, recency float8, t float8) (
+    SFUNC = segments._rows_accum, STYPE = float8[], FINALFUNC = segments._bgnbd_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE segments.gamma_gamma_fit(frequency float8, monetary float8) (
+    SFUNC = segments._rows_accum, STYPE = float8[], FINALFUNC = segments._gamma_gamma_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE segments.sbg_fit(period float8, alive float8) (
+    SFUNC = segments._rows_accum, STYPE = float8[], FINALFUNC = segments._sbg_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
+DROP FUNCTION segments._rows_accum(internal, float8, float8), segments._rows_accum(internal, float8, float8, float8),
+    segments._rows_combine(internal, internal), segments._rows_serialize(internal),
+    segments._rows_deserialize(bytea, internal), segments._bgnbd_final(internal),
+    segments._gamma_gamma_final(internal), segments._sbg_final(internal);
+
 -- Evaluation: aggregates over (score, outcome), so they go by segment, by split arm or by model with GROUP BY.
--- The rows are kept (AUC and groups need them all) in the lifetime fits' state, with its parallel support.
-CREATE FUNCTION segments._scored_accum(internal, float8, boolean) RETURNS internal
+-- The rows are kept (AUC and groups need them all) in the lifetime fits' state, partial aggregation included.
+CREATE FUNCTION segments._scored_accum(float8[], float8, boolean) RETURNS float8[]
     AS 'MODULE_PATHNAME', '_scored_accum' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._scored_accum(internal, float8, boolean, float8) RETURNS internal
+CREATE FUNCTION segments._scored_accum(float8[], float8, boolean, float8) RETURNS float8[]
     AS 'MODULE_PATHNAME', '_scored_accum' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._scored_accum(internal, float8, boolean, integer) RETURNS internal
+CREATE FUNCTION segments._scored_accum(float8[], float8, boolean, integer) RETURNS float8[]
     AS 'MODULE_PATHNAME', '_scored_accum' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._auc_final(internal) RETURNS float8 AS 'MODULE_PATHNAME', '_auc_final' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._auc_ci_final(internal) RETURNS segments.estimate AS 'MODULE_PATHNAME', '_auc_ci_final' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._log_loss_final(internal) RETURNS float8 AS 'MODULE_PATHNAME', '_log_loss_final' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._brier_final(internal) RETURNS float8 AS 'MODULE_PATHNAME', '_brier_final' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._calibration_final(internal) RETURNS jsonb AS 'MODULE_PATHNAME', '_calibration_final' LANGUAGE c PARALLEL SAFE;
-CREATE FUNCTION segments._gains_final(internal) RETURNS jsonb AS 'MODULE_PATHNAME', '_gains_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._auc_final(float8[]) RETURNS float8 AS 'MODULE_PATHNAME', '_auc_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._auc_ci_final(float8[]) RETURNS segments.estimate AS 'MODULE_PATHNAME', '_auc_ci_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._log_loss_final(float8[]) RETURNS float8 AS 'MODULE_PATHNAME', '_log_loss_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._brier_final(float8[]) RETURNS float8 AS 'MODULE_PATHNAME', '_brier_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._calibration_final(float8[]) RETURNS jsonb AS 'MODULE_PATHNAME', '_calibration_final' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION segments._gains_final(float8[]) RETURNS jsonb AS 'MODULE_PATHNAME', '_gains_final' LANGUAGE c PARALLEL SAFE;
 
 CREATE AGGREGATE segments.auc(score float8, outcome boolean) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._auc_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._auc_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.auc(float8, boolean) IS
     'Area under the ROC curve: the probability that a positive row outscores a negative one (ties count half)';
 CREATE AGGREGATE segments.auc_ci(score float8, outcome boolean) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._auc_ci_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._auc_ci_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.auc_ci(float8, boolean) IS 'AUC with its 95% DeLong confidence interval';
 CREATE AGGREGATE segments.auc_ci(score float8, outcome boolean, confidence float8) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._auc_ci_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._auc_ci_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.auc_ci(float8, boolean, float8) IS 'AUC with its DeLong confidence interval';
 CREATE AGGREGATE segments.log_loss(probability float8, outcome boolean) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._log_loss_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._log_loss_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.log_loss(float8, boolean) IS 'Mean negative log-likelihood of the outcomes under the probabilities';
 CREATE AGGREGATE segments.brier(probability float8, outcome boolean) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._brier_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._brier_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.brier(float8, boolean) IS 'Brier score: mean squared difference between probability and outcome';
 CREATE AGGREGATE segments.calibration(probability float8, outcome boolean, groups integer) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._calibration_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._calibration_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.calibration(float8, boolean, integer) IS
     'Calibration table (jsonb): per score group, highest first, rows, mean predicted probability and observed rate';
 CREATE AGGREGATE segments.gains(score float8, outcome boolean, groups integer) (
-    SFUNC = segments._scored_accum, STYPE = internal, FINALFUNC = segments._gains_final,
-    COMBINEFUNC = segments._rows_combine, SERIALFUNC = segments._rows_serialize,
-    DESERIALFUNC = segments._rows_deserialize, PARALLEL = SAFE);
+    SFUNC = segments._scored_accum, STYPE = float8[], FINALFUNC = segments._gains_final,
+    COMBINEFUNC = segments._rows_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE segments.gains(float8, boolean, integer) IS
     'Gains and lift table (jsonb): per score group, highest first, positives, rate, lift over the base rate, cumulative share of positives';
 

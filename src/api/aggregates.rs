@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 /// Bytes from an array's start to its data, for a 1-D array without a null bitmap (ARR_OVERHEAD_NONULLS(1)).
 const ARRAY_DATA_OFFSET: usize = 24;
 
-unsafe fn in_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+pub(super) unsafe fn in_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     unsafe {
         let cx = (*fcinfo).context;
         !cx.is_null()
@@ -63,7 +63,7 @@ unsafe fn state_mut<'a>(
 }
 
 /// A float8[] of `len` zeros in the current memory context.
-unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
+pub(super) unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
     unsafe {
         let zeros = vec![pg_sys::Datum::from(0.0f64.to_bits()); len];
         pg_sys::construct_array(
@@ -78,7 +78,7 @@ unsafe fn zero_array(len: usize) -> *mut pg_sys::ArrayType {
 }
 
 /// The elements of a float8[] without NULLs, or None for anything else.
-unsafe fn float8_elements<'a>(arr: *mut pg_sys::ArrayType) -> Option<&'a mut [f64]> {
+pub(super) unsafe fn float8_elements<'a>(arr: *mut pg_sys::ArrayType) -> Option<&'a mut [f64]> {
     unsafe {
         let ok = (*arr).ndim == 1 && (*arr).dataoffset == 0 && (*arr).elemtype == pg_sys::FLOAT8OID;
         ok.then(|| {

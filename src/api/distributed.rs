@@ -191,8 +191,8 @@ unsafe extern "C-unwind" fn collect(node: *mut pg_sys::Node, context: *mut c_voi
 }
 
 /// With `citus.coordinator_aggregation_strategy = 'disabled'`, Citus refuses an aggregate it cannot run on the
-/// workers with an internal error; say which of ours and why instead. Their states hold every row (the model
-/// fits, AUC, RFM) or a map by segment (separation), in `internal` values Citus cannot ship.
+/// workers with an internal error; say which of ours and why instead: those whose state is an `internal` value
+/// Citus cannot ship (separation's moments by segment, rfm's orders).
 fn check_aggregates(aggregates: &[pg_sys::Oid]) {
     let strategy = unsafe {
         pg_sys::GetConfigOption(c"citus.coordinator_aggregation_strategy".as_ptr(), true, false)
@@ -214,7 +214,7 @@ fn check_aggregates(aggregates: &[pg_sys::Oid]) {
             raise_with(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("segments.{name}() cannot be aggregated on the workers"),
-                Some("its state holds rows (or per-segment moments) in an internal value, which Citus does not ship between nodes".into()),
+                Some("its state is an internal value (per-segment moments, or orders), which Citus does not ship between nodes".into()),
                 Some("with citus.coordinator_aggregation_strategy at its default, Citus gathers the rows and aggregates them on the coordinator".into()),
             )
         }

@@ -3,6 +3,7 @@
 
 use super::row::{RowReader, TupleColumns};
 use super::security::with_safe_search_path;
+use super::aggregates::{float8_elements, in_aggregate, zero_array};
 use super::{arg, c_function, composite, f8, new_state, raise, raise_with, state_arg, OrRaise};
 use crate::error::SegError;
 use crate::models::kmeans::{kmeans as fit_kmeans, sample_rows, silhouette, Clustering, Points};
@@ -12,7 +13,7 @@ use crate::rules::sql::quote_ident;
 use crate::rules::Columns;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgRelation};
+use pgrx::{JsonB, PgMemoryContexts, PgRelation};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 
@@ -434,91 +435,177 @@ c_function!(pg_finfo__rfm_final, _rfm_final, |fcinfo| {
     }
 });
 
-// --- Model fits: aggregates whose internal state is a flat list of float rows (width = argument count).
+// --- Model fits and evaluations: aggregates whose state is a flat list of float rows, a float8[]
+// [width, rows, the rows' values..., spare room]. It grows by doubling and is written in place while the
+// aggregate runs; its combine concatenates, so parallel plans and Citus workers aggregate partially.
 
-pub(super) struct Rows {
-    pub(super) width: usize,
-    pub(super) data: Vec<f64>,
+const ROWS_HEADER: usize = 2;
+
+fn not_a_rows_state() -> ! {
+    raise_with(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        "not a state of this aggregate: expected [width, rows, values...]".into(),
+        None,
+        Some("the state functions are internal to pg_segments' aggregates".into()),
+    )
 }
 
-/// The aggregate's `Rows` state (arg 0), created on the first row with one value per other argument.
-pub(super) unsafe fn rows_state<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut Rows {
+/// A rows state's width and row count; 22023 for an array that is not one.
+fn rows_header(s: &[f64]) -> (usize, usize) {
+    if s.len() < ROWS_HEADER {
+        not_a_rows_state()
+    }
+    let (w, n) = (s[0], s[1]);
+    if w < 1.0 || n < 0.0 || w.fract() != 0.0 || n.fract() != 0.0 || ROWS_HEADER as f64 + w * n > s.len() as f64 {
+        not_a_rows_state()
+    }
+    (w as usize, n as usize)
+}
+
+/// The rows state in argument `i`, writable: the aggregate's own copy while it runs, else a copy.
+unsafe fn rows_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<(&'a mut [f64], *mut pg_sys::ArrayType)> {
     unsafe {
-        let width = (*fcinfo).nargs as usize - 1;
-        match state_arg::<Rows>(fcinfo, 0) {
-            Some(r) => r,
-            None => new_state(
-                fcinfo,
-                Rows {
-                    width,
-                    data: Vec::new(),
-                },
-            ),
+        let d = (*fcinfo).args.as_slice(i + 1)[i];
+        if d.isnull {
+            return None;
         }
+        let mut v = d.value.cast_mut_ptr::<pg_sys::varlena>();
+        if !pgrx::varlena::varatt_is_4b_u(v) || !in_aggregate(fcinfo) {
+            v = pg_sys::pg_detoast_datum_copy(v);
+        }
+        let arr = v as *mut pg_sys::ArrayType;
+        let s = float8_elements(arr).unwrap_or_else(|| not_a_rows_state());
+        Some((s, arr))
+    }
+}
+
+/// A rows state with room for `capacity` rows of `width`, holding a copy of `rows` (values, row-major).
+/// Made where the executor expects it: in the current context for a float8[] state (the aggregate copies
+/// it into its own); in the aggregate's context for the `internal` state that 0.1.0 declared (a database not
+/// yet updated, running this library), which the executor keeps as a bare pointer.
+unsafe fn new_rows(
+    fcinfo: pg_sys::FunctionCallInfo,
+    width: usize,
+    rows: &[f64],
+    capacity: usize,
+) -> *mut pg_sys::ArrayType {
+    unsafe {
+        let len = ROWS_HEADER + width * capacity.max(rows.len() / width.max(1));
+        let mut aggregate_context = std::ptr::null_mut();
+        let arr = if super::declared_arg_type(fcinfo, 0) == pg_sys::INTERNALOID
+            && pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) != 0
+        {
+            PgMemoryContexts::For(aggregate_context).switch_to(|_| zero_array(len))
+        } else {
+            zero_array(len)
+        };
+        let s = float8_elements(arr).unwrap_or_default();
+        s[0] = width as f64;
+        s[1] = (rows.len() / width.max(1)) as f64;
+        s[ROWS_HEADER..ROWS_HEADER + rows.len()].copy_from_slice(rows);
+        arr
+    }
+}
+
+/// Appends `values` as one row to the rows state in argument 0 (a new state when NULL); the state datum.
+pub(super) unsafe fn append_row(fcinfo: pg_sys::FunctionCallInfo, values: &[f64]) -> pg_sys::Datum {
+    unsafe {
+        let width = values.len();
+        let arr = match rows_arg(fcinfo, 0) {
+            None => new_rows(fcinfo, width, values, 64),
+            Some((s, arr)) => {
+                let (w, n) = rows_header(s);
+                if w != width {
+                    not_a_rows_state()
+                }
+                let used = ROWS_HEADER + n * width;
+                let arr = if used + width > s.len() {
+                    // full: a copy twice the size (the aggregate moves it into its own context, frees this one)
+                    new_rows(fcinfo, width, &s[ROWS_HEADER..used], 2 * n)
+                } else {
+                    arr
+                };
+                let s = float8_elements(arr).unwrap_or_default();
+                s[used..used + width].copy_from_slice(values);
+                s[1] = (n + 1) as f64;
+                return pg_sys::Datum::from(arr);
+            }
+        };
+        pg_sys::Datum::from(arr)
+    }
+}
+
+/// The state in argument 0 unchanged (a row with a NULL adds nothing).
+pub(super) unsafe fn unchanged_rows(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let d = (*fcinfo).args.as_slice(1)[0];
+        (*fcinfo).isnull = d.isnull;
+        d.value
     }
 }
 
 c_function!(pg_finfo__rows_accum, _rows_accum, |fcinfo| {
-    let rows = rows_state(fcinfo);
-    let width = rows.width;
+    let width = (*fcinfo).nargs as usize - 1;
     let values: Option<Vec<f64>> = (1..=width)
         .map(|i| arg(fcinfo, i).map(|d| f64::from_bits(d.value() as u64)))
         .collect();
-    if let Some(v) = values {
-        rows.data.extend(v);
+    match values {
+        Some(v) => append_row(fcinfo, &v),
+        None => unchanged_rows(fcinfo),
     }
-    pg_sys::Datum::from(rows as *mut Rows)
 });
 
+// Combine: the rows of both, in a state with room for them.
 c_function!(pg_finfo__rows_combine, _rows_combine, |fcinfo| {
-    let other: Option<&mut Rows> = state_arg(fcinfo, 1);
-    let target = match state_arg::<Rows>(fcinfo, 0) {
-        Some(r) => r,
-        None => new_state(
-            fcinfo,
-            Rows {
-                width: other.as_ref().map_or(0, |o| o.width),
-                data: Vec::new(),
-            },
-        ),
-    };
-    if let Some(o) = other {
-        target.width = o.width;
-        target.data.extend_from_slice(&o.data);
+    let a = rows_arg(fcinfo, 0);
+    let b = rows_arg(fcinfo, 1);
+    match (a, b) {
+        (None, None) => {
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0)
+        }
+        (Some((_, arr)), None) => pg_sys::Datum::from(arr),
+        (None, Some((s, _))) => {
+            let (w, n) = rows_header(s);
+            pg_sys::Datum::from(new_rows(fcinfo, w, &s[ROWS_HEADER..ROWS_HEADER + w * n], n))
+        }
+        (Some((sa, _)), Some((sb, _))) => {
+            let ((wa, na), (wb, nb)) = (rows_header(sa), rows_header(sb));
+            if wa != wb {
+                not_a_rows_state()
+            }
+            let mut all = sa[ROWS_HEADER..ROWS_HEADER + wa * na].to_vec();
+            all.extend_from_slice(&sb[ROWS_HEADER..ROWS_HEADER + wb * nb]);
+            pg_sys::Datum::from(new_rows(fcinfo, wa, &all, na + nb))
+        }
     }
-    pg_sys::Datum::from(target as *mut Rows)
 });
 
+// The 0.1.0 declarations' parallel support (until ALTER EXTENSION UPDATE): the state's bytes as they are.
 c_function!(pg_finfo__rows_serialize, _rows_serialize, |fcinfo| {
-    let rows = state_arg::<Rows>(fcinfo, 0).expect("strict");
-    let mut bytes = (rows.width as u64).to_le_bytes().to_vec();
-    rows.data.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
-    bytes.into_datum().unwrap_or(pg_sys::Datum::from(0))
+    pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy((*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr()))
 });
-
 c_function!(pg_finfo__rows_deserialize, _rows_deserialize, |fcinfo| {
-    let bytes = arg(fcinfo, 0)
-        .and_then(|d| Vec::<u8>::from_datum(d, false))
-        .unwrap_or_default();
-    let word = |c: &[u8]| <[u8; 8]>::try_from(c).unwrap_or_default();
-    let width = bytes
-        .get(..8)
-        .map_or(0, |b| u64::from_le_bytes(word(b)) as usize);
-    let data = bytes
-        .get(8..)
-        .unwrap_or_default()
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(word(c)))
-        .collect();
-    let rows = new_state(fcinfo, Rows { width, data });
-    pg_sys::Datum::from(rows as *mut Rows)
+    let bytes = (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr::<pg_sys::varlena>();
+    let mut aggregate_context = std::ptr::null_mut();
+    if pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) == 0 {
+        aggregate_context = pg_sys::CurrentMemoryContext;
+    }
+    PgMemoryContexts::For(aggregate_context)
+        .switch_to(|_| pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(bytes)))
 });
 
+/// The rows of the state in argument 0 (none for NULL).
 pub(super) unsafe fn rows<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Vec<&'a [f64]> {
     unsafe {
-        state_arg::<Rows>(fcinfo, 0)
-            .map(|r| r.data.chunks_exact(r.width.max(1)).collect())
-            .unwrap_or_default()
+        let d = (*fcinfo).args.as_slice(1)[0];
+        if d.isnull {
+            return vec![];
+        }
+        let arr = pg_sys::pg_detoast_datum(d.value.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let s: &[f64] = float8_elements(arr).unwrap_or_else(|| not_a_rows_state());
+        let (w, n) = rows_header(s);
+        s[ROWS_HEADER..ROWS_HEADER + w * n].chunks_exact(w).collect()
     }
 }
 

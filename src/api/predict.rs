@@ -1,7 +1,7 @@
 //! The boundary of predictive segmentation: fitting a logistic regression over a relation (read once through a
 //! cursor) and scoring rows with a stored model, per call site like `classify`.
 
-use super::models::{qualified_name, rows, rows_state, scan_query, Rows};
+use super::models::{append_row, qualified_name, rows, scan_query, unchanged_rows};
 use super::row::{composite_header, jsonb_value, stored_bytes, RowReader, TupleColumns};
 use super::{arg, c_function, composite, f8, raise, OrRaise};
 use crate::error::SegError;
@@ -348,13 +348,11 @@ c_function!(pg_finfo_explain_score, explain_score, |fcinfo| {
     })
 });
 
-// Evaluation aggregates over (score, outcome[, parameter]): the rows are kept in the `Rows` state the lifetime
-// fits use (combine, serialize and deserialize included), as [score, 0/1, parameter].
+// Evaluation aggregates over (score, outcome[, parameter]): the rows are kept in the rows state the lifetime
+// fits use (models.rs), as [score, 0/1, parameter].
 c_function!(pg_finfo__scored_accum, _scored_accum, |fcinfo| {
-    let rows = rows_state(fcinfo);
-    let width = rows.width;
     let (Some(score), Some(outcome)) = (arg(fcinfo, 1), arg(fcinfo, 2)) else {
-        return pg_sys::Datum::from(rows as *mut Rows);
+        return unchanged_rows(fcinfo);
     };
     let score = f64::from_bits(score.value() as u64);
     if score.is_nan() {
@@ -363,9 +361,8 @@ c_function!(pg_finfo__scored_accum, _scored_accum, |fcinfo| {
             "evaluate finite scores (rows with a NULL score are left out)",
         ));
     }
-    rows.data.push(score);
-    rows.data.push((outcome.value() != 0) as u8 as f64);
-    if width == 3 {
+    let mut row = vec![score, (outcome.value() != 0) as u8 as f64];
+    if (*fcinfo).nargs == 4 {
         let argtype = super::declared_arg_type(fcinfo, 3);
         let parameter = arg(fcinfo, 3).unwrap_or_else(|| {
             raise(SegError::invalid_argument(
@@ -373,13 +370,13 @@ c_function!(pg_finfo__scored_accum, _scored_accum, |fcinfo| {
                 "pass a confidence such as 0.95, or a number of groups such as 10",
             ))
         });
-        rows.data.push(if argtype == pg_sys::INT4OID {
+        row.push(if argtype == pg_sys::INT4OID {
             parameter.value() as i32 as f64
         } else {
             f64::from_bits(parameter.value() as u64)
         });
     }
-    pg_sys::Datum::from(rows as *mut Rows)
+    append_row(fcinfo, &row)
 });
 
 /// The state's pairs and its parameter (the first row's), or None for no rows.
