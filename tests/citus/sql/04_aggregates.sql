@@ -40,17 +40,18 @@ SELECT * FROM disagreements('SELECT * FROM public.metrics_by_contract_dist', 'SE
 SELECT plan ~ 'worker_partial_agg' AS partial_on_workers, plan ~ 'coord_combine_agg' AS combined_on_coordinator
 FROM plan_of('SELECT segment, churn_rate, nrr, clv FROM public.metrics_by_contract_dist') plan;
 -- the evaluation aggregates and model fits keep their rows in a float8[]: the workers collect, the coordinator
--- concatenates (AUC, log loss, Brier, calibration and gains by segment; the BG/NBD and sBG fits are in 06)
+-- concatenates (AUC, log loss, Brier, calibration and gains by segment; the lifetime fits below). Gains and
+-- calibration split tied scores at a group boundary by input order, which differs between nodes: untied scores here
 SELECT * FROM disagreements(
   $$SELECT segments.segment_of(c, 'contract_dist') AS k, segments.auc(monthly_charges::float8, churned) AS auc,
            (segments.auc_ci(monthly_charges::float8, churned, 0.9)).*, segments.log_loss(0.4, churned) AS log_loss,
-           segments.brier(0.3, churned) AS brier, segments.calibration(monthly_charges::float8 / 120, churned, 4) AS calibration,
-           segments.gains(monthly_charges::float8, churned, 5) AS gains
+           segments.brier(0.3, churned) AS brier, segments.calibration((monthly_charges::float8 + (abs(hashtext(customer_id)) % 1000003) * 1e-9) / 200, churned, 4) AS calibration,
+           segments.gains(monthly_charges::float8 + (abs(hashtext(customer_id)) % 1000003) * 1e-9, churned, 5) AS gains
     FROM dist.customers c GROUP BY 1$$,
   $$SELECT segments.segment_of(c, 'contract_local') AS k, segments.auc(monthly_charges::float8, churned) AS auc,
            (segments.auc_ci(monthly_charges::float8, churned, 0.9)).*, segments.log_loss(0.4, churned) AS log_loss,
-           segments.brier(0.3, churned) AS brier, segments.calibration(monthly_charges::float8 / 120, churned, 4) AS calibration,
-           segments.gains(monthly_charges::float8, churned, 5) AS gains
+           segments.brier(0.3, churned) AS brier, segments.calibration((monthly_charges::float8 + (abs(hashtext(customer_id)) % 1000003) * 1e-9) / 200, churned, 4) AS calibration,
+           segments.gains(monthly_charges::float8 + (abs(hashtext(customer_id)) % 1000003) * 1e-9, churned, 5) AS gains
     FROM local.customers c GROUP BY 1$$, 'k');
 SELECT plan ~ 'worker_partial_agg' AS partial_on_workers
 FROM plan_of($$SELECT segments.auc(monthly_charges::float8, churned) FROM dist.customers$$) plan;
