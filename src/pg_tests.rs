@@ -116,14 +116,19 @@ mod tests {
         };
         unsafe {
             let nps = oid("segments._nps_accum(float8[],numeric)");
-            let nine = Spi::get_one::<pgrx::AnyNumeric>("SELECT 9::numeric").unwrap().unwrap();
+            let nine = Spi::get_one::<pgrx::AnyNumeric>("SELECT 9::numeric")
+                .unwrap()
+                .unwrap();
             let state = pg_sys::OidFunctionCall2Coll(
                 nps,
                 pg_sys::InvalidOid,
                 vec![0.0f64, 0.0, 0.0].into_datum().unwrap(),
                 nine.into_datum().unwrap(),
             );
-            assert_eq!(Vec::<f64>::from_datum(state, false).unwrap(), vec![1.0, 1.0, 0.0]);
+            assert_eq!(
+                Vec::<f64>::from_datum(state, false).unwrap(),
+                vec![1.0, 1.0, 0.0]
+            );
 
             let accum = oid("segments._durations_accum(float8[],date,date,float8)");
             let first = Spi::get_one::<Vec<f64>>(
@@ -141,7 +146,10 @@ mod tests {
             );
             let state = Vec::<f64>::from_datum(state, false).unwrap();
             // n, number of fractions, the fraction, then the durations in microseconds
-            assert_eq!(&state[..5], &[2.0, 1.0, 0.9, 10.0 * 86_400e6, 5.0 * 86_400e6]);
+            assert_eq!(
+                &state[..5],
+                &[2.0, 1.0, 0.9, 10.0 * 86_400e6, 5.0 * 86_400e6]
+            );
         }
     }
 }

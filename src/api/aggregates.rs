@@ -116,14 +116,12 @@ unsafe fn nps_step(fcinfo: pg_sys::FunctionCallInfo, len: usize, sign: f64) -> p
 unsafe fn score_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
     unsafe {
         let d = arg(fcinfo, i)?;
-        Some(
-            match super::declared_arg_type(fcinfo, i) {
-                pg_sys::INT2OID => d.value() as i16 as i64,
-                pg_sys::INT8OID => d.value() as i64,
-                pg_sys::NUMERICOID => metrics::whole_score(numeric_to_f64(d)).or_raise(),
-                _ => d.value() as i32 as i64,
-            },
-        )
+        Some(match super::declared_arg_type(fcinfo, i) {
+            pg_sys::INT2OID => d.value() as i16 as i64,
+            pg_sys::INT8OID => d.value() as i64,
+            pg_sys::NUMERICOID => metrics::whole_score(numeric_to_f64(d)).or_raise(),
+            _ => d.value() as i32 as i64,
+        })
     }
 }
 
@@ -483,17 +481,16 @@ unsafe fn fractions_arg(fcinfo: pg_sys::FunctionCallInfo) -> Vec<f64> {
 unsafe fn instant_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<i64> {
     unsafe {
         let d = arg(fcinfo, i)?;
-        let (us, infinite) =
-            if super::declared_arg_type(fcinfo, i) == pg_sys::DATEOID {
-                let days = d.value() as i32;
-                (
-                    days as i64 * 86_400_000_000,
-                    days == i32::MIN || days == i32::MAX,
-                )
-            } else {
-                let us = d.value() as i64;
-                (us, us == i64::MIN || us == i64::MAX)
-            };
+        let (us, infinite) = if super::declared_arg_type(fcinfo, i) == pg_sys::DATEOID {
+            let days = d.value() as i32;
+            (
+                days as i64 * 86_400_000_000,
+                days == i32::MIN || days == i32::MAX,
+            )
+        } else {
+            let us = d.value() as i64;
+            (us, us == i64::MIN || us == i64::MAX)
+        };
         if infinite {
             raise_with(
                 PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,

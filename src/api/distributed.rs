@@ -16,8 +16,8 @@
 //! told not to gather rows to the coordinator) the aggregates whose state is an `internal` value.
 
 use super::classify::load_ruleset_json;
-use super::inline::{definition_tables, list_items, node_is};
-use super::row::{jsonb_value, varlena_bytes};
+use super::inline::{constant_name, definition_tables, list_items, node_is};
+use super::row::jsonb_value;
 use super::security::read_first;
 use super::{raise_with, OrRaise};
 use crate::rules::ruleset::parse_segments;
@@ -142,8 +142,12 @@ unsafe fn rewrite(parse: *mut pg_sys::Query, bound_params: pg_sys::ParamListInfo
                     .chain(EVALUATORS.iter().map(|(name, _)| name))
                     .any(|name| function_name(call) == *name)
         });
-        found.aggregates.retain(|&a| pg_sys::get_func_namespace(a) == schema);
-        if (found.calls.is_empty() && found.aggregates.is_empty()) || !reads_citus_table(&found.relations) {
+        found
+            .aggregates
+            .retain(|&a| pg_sys::get_func_namespace(a) == schema);
+        if (found.calls.is_empty() && found.aggregates.is_empty())
+            || !reads_citus_table(&found.relations)
+        {
             return false;
         }
         check_aggregates(&found.aggregates);
@@ -184,7 +188,9 @@ unsafe extern "C-unwind" fn collect(node: *mut pg_sys::Node, context: *mut c_voi
             found.calls.push(node.cast());
         }
         if node_is(node, pg_sys::NodeTag::T_Aggref) {
-            found.aggregates.push((*(node as *const pg_sys::Aggref)).aggfnoid);
+            found
+                .aggregates
+                .push((*(node as *const pg_sys::Aggref)).aggfnoid);
         }
         pg_sys::expression_tree_walker(node, Some(collect), context)
     }
@@ -195,7 +201,11 @@ unsafe extern "C-unwind" fn collect(node: *mut pg_sys::Node, context: *mut c_voi
 /// Citus cannot ship (separation's moments by segment, rfm's orders).
 fn check_aggregates(aggregates: &[pg_sys::Oid]) {
     let strategy = unsafe {
-        pg_sys::GetConfigOption(c"citus.coordinator_aggregation_strategy".as_ptr(), true, false)
+        pg_sys::GetConfigOption(
+            c"citus.coordinator_aggregation_strategy".as_ptr(),
+            true,
+            false,
+        )
     };
     if aggregates.is_empty()
         || strategy.is_null()
@@ -210,7 +220,8 @@ fn check_aggregates(aggregates: &[pg_sys::Oid]) {
             |d| d.is_some_and(|d| d.value() != 0),
         );
         if internal {
-            let name = unsafe { CStr::from_ptr(pg_sys::get_func_name(aggregate)) }.to_string_lossy();
+            let name =
+                unsafe { CStr::from_ptr(pg_sys::get_func_name(aggregate)) }.to_string_lossy();
             raise_with(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("segments.{name}() cannot be aggregated on the workers"),
@@ -255,9 +266,9 @@ unsafe fn rewrite_call(
             .find(|(name, _)| *name == function.as_bytes())
             .map(|(_, evaluator)| *evaluator);
         let name = match evaluator {
-            Some(_) => constant_text(args[1]),
+            Some(_) => constant_name(args[1]),
             None => match ruleset_call(args[1], schema) {
-                Some(inner) => constant_text(inner),
+                Some(inner) => constant_name(inner),
                 // a ruleset passed in (preview's edited rules) goes as it is, if a shard can run it
                 None => {
                     if let Some(value) = known_value(args[1], bound_params) {
@@ -301,7 +312,11 @@ unsafe fn rewrite_call(
 /// Rules that read other tables cannot run on a shard (it would query distributed tables from inside a shard
 /// query, and it has no definitions of referenced segmentations): refused here, before any shard sees them.
 fn refuse_table_reads(def: &RulesetDef) {
-    if parse_segments(def).or_raise().iter().any(|(_, rule, _)| rule.reads_tables()) {
+    if parse_segments(def)
+        .or_raise()
+        .iter()
+        .any(|(_, rule, _)| rule.reads_tables())
+    {
         raise_with(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!(
@@ -344,25 +359,8 @@ unsafe fn known_value(
     }
 }
 
-/// The text of a constant (None when not a constant; Some(None) for NULL).
-unsafe fn constant_text(arg: *mut pg_sys::Node) -> Option<Option<String>> {
-    unsafe {
-        if !node_is(arg, pg_sys::NodeTag::T_Const) {
-            return None;
-        }
-        let c = &*(arg as *const pg_sys::Const);
-        Some(
-            (!c.constisnull)
-                .then(|| String::from_utf8_lossy(varlena_bytes(c.constvalue)).into_owned()),
-        )
-    }
-}
-
 /// The argument of `segments.ruleset(arg)`, if the node is that call.
-unsafe fn ruleset_call(
-    node: *mut pg_sys::Node,
-    schema: pg_sys::Oid,
-) -> Option<*mut pg_sys::Node> {
+unsafe fn ruleset_call(node: *mut pg_sys::Node, schema: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
     unsafe {
         if !node_is(node, pg_sys::NodeTag::T_FuncExpr) {
             return None;

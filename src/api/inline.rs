@@ -252,7 +252,7 @@ where
 }
 
 /// The segmentation a constant names (NULL: the only one).
-unsafe fn constant_name(arg: *mut pg_sys::Node) -> Option<Option<String>> {
+pub(crate) unsafe fn constant_name(arg: *mut pg_sys::Node) -> Option<Option<String>> {
     unsafe {
         if !node_is(arg, pg_sys::NodeTag::T_Const) {
             return None;

@@ -1,9 +1,9 @@
 //! The boundary of `models`: k-means over a relation (read once, in chunks, into a flat buffer), clusters
 //! turned into segments, the RFM aggregate, and the lifetime-model fits and predictions.
 
+use super::aggregates::{float8_elements, in_aggregate, zero_array};
 use super::row::{RowReader, TupleColumns};
 use super::security::with_safe_search_path;
-use super::aggregates::{float8_elements, in_aggregate, zero_array};
 use super::{arg, c_function, composite, f8, new_state, raise, raise_with, state_arg, OrRaise};
 use crate::error::SegError;
 use crate::models::kmeans::{kmeans as fit_kmeans, sample_rows, silhouette, Clustering, Points};
@@ -456,14 +456,22 @@ fn rows_header(s: &[f64]) -> (usize, usize) {
         not_a_rows_state()
     }
     let (w, n) = (s[0], s[1]);
-    if w < 1.0 || n < 0.0 || w.fract() != 0.0 || n.fract() != 0.0 || ROWS_HEADER as f64 + w * n > s.len() as f64 {
+    if w < 1.0
+        || n < 0.0
+        || w.fract() != 0.0
+        || n.fract() != 0.0
+        || ROWS_HEADER as f64 + w * n > s.len() as f64
+    {
         not_a_rows_state()
     }
     (w as usize, n as usize)
 }
 
 /// The rows state in argument `i`, writable: the aggregate's own copy while it runs, else a copy.
-unsafe fn rows_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<(&'a mut [f64], *mut pg_sys::ArrayType)> {
+unsafe fn rows_arg<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    i: usize,
+) -> Option<(&'a mut [f64], *mut pg_sys::ArrayType)> {
     unsafe {
         let d = (*fcinfo).args.as_slice(i + 1)[i];
         if d.isnull {
@@ -583,10 +591,14 @@ c_function!(pg_finfo__rows_combine, _rows_combine, |fcinfo| {
 
 // The 0.1.0 declarations' parallel support (until ALTER EXTENSION UPDATE): the state's bytes as they are.
 c_function!(pg_finfo__rows_serialize, _rows_serialize, |fcinfo| {
-    pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy((*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr()))
+    pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(
+        (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr(),
+    ))
 });
 c_function!(pg_finfo__rows_deserialize, _rows_deserialize, |fcinfo| {
-    let bytes = (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr::<pg_sys::varlena>();
+    let bytes = (*fcinfo).args.as_slice(1)[0]
+        .value
+        .cast_mut_ptr::<pg_sys::varlena>();
     let mut aggregate_context = std::ptr::null_mut();
     if pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) == 0 {
         aggregate_context = pg_sys::CurrentMemoryContext;
@@ -605,7 +617,9 @@ pub(super) unsafe fn rows<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Vec<&'a [f64]
         let arr = pg_sys::pg_detoast_datum(d.value.cast_mut_ptr()) as *mut pg_sys::ArrayType;
         let s: &[f64] = float8_elements(arr).unwrap_or_else(|| not_a_rows_state());
         let (w, n) = rows_header(s);
-        s[ROWS_HEADER..ROWS_HEADER + w * n].chunks_exact(w).collect()
+        s[ROWS_HEADER..ROWS_HEADER + w * n]
+            .chunks_exact(w)
+            .collect()
     }
 }
 
