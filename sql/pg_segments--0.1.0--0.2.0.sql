@@ -673,6 +673,13 @@ BEGIN
         USING ERRCODE = '23502', HINT = 'every account needs a key: make the key column NOT NULL';
 END $$;
 
+-- Whether an active segment of the segmentation has a behavioral condition (reads a related table): its
+-- accounts are assigned with the set-based query (to_query) rather than looked up one by one.
+CREATE FUNCTION segments._reads_related(segmentation text) RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = _reads_related.segmentation AND s.active
+               AND jsonb_path_exists(s.rule, 'lax $.**.related'));
+
 -- Whether a relation is a Citus table (distributed, reference or Citus-managed local): one that refresh reads
 -- through _gathered and track() refuses. False where Citus is not installed.
 CREATE FUNCTION segments._distributed(relation regclass) RETURNS boolean LANGUAGE plpgsql STABLE
@@ -696,8 +703,7 @@ BEGIN
     EXECUTE format('CREATE TEMPORARY TABLE _segments_gathered ON COMMIT DROP AS %s',
         CASE WHEN g.mode <> 'exclusive' THEN
                  format('SELECT t.%I, segments.segments_of(t.*, %L) AS segments_segments FROM %s t', g.key_column, g.name, g.source)
-             WHEN EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
-                          AND jsonb_path_exists(s.rule, 'lax $.**.related')) THEN
+             WHEN segments._reads_related(g.name) THEN
                  segments._assignment_sql(g.name, g.source)
              ELSE format('SELECT t.%I, segments.segment_of(t.*, %L) AS segments_segment FROM %s t', g.key_column, g.name, g.source)
         END);
@@ -733,8 +739,7 @@ BEGIN
                     END;
     -- Every account of an exclusive segmentation with behavioral conditions: the set-based query, which reads
     -- each related table once (grouped by the key) instead of looking each account up.
-    ELSIF scope IS NULL AND exclusive AND EXISTS (SELECT 1 FROM segments.segment s WHERE s.segmentation = g.name AND s.active
-                                               AND jsonb_path_exists(s.rule, 'lax $.**.related')) THEN
+    ELSIF scope IS NULL AND exclusive AND segments._reads_related(g.name) THEN
         from_relation := format('(%s)', segments._assignment_sql(g.name, g.source));
         assigned := '(VALUES (t.segments_segment)) AS s(segment)';
     END IF;
